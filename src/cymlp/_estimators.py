@@ -1,0 +1,877 @@
+"""The scikit-learn layer: parameters, data validation, targets, and the epoch loop.
+
+Everything a user can pass is checked here, with scikit-learn's own validation
+functions, before the compiled engine (:mod:`cymlp._engine`) sees it. The
+engine trusts shapes and dtypes; this module makes sure they are right.
+
+Python runs once per epoch: the shuffling draw (the same RandomState calls as
+scikit-learn, so the same seed gives the same weights), convergence and
+early-stopping checks, learning-rate schedules and verbose lines. The epoch
+itself is one call into the engine.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+# Private scikit-learn imports, each because no public API does the same job:
+# - _fit_context validates the parameters once per fit (honouring
+#   sklearn.config_context(skip_parameter_validation=True)) exactly as
+#   scikit-learn's own estimators do; the public BaseEstimator has no hook.
+# - Interval / StrOptions / Options are the constraint language that makes
+#   invalid parameters raise scikit-learn's InvalidParameterError with its
+#   exact messages.
+# - _check_sample_weight gives scikit-learn's exact sample_weight checks
+#   and messages; there is no public equivalent.
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import _check_sample_weight
+
+from ._engine import Network
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+class _Optimizer:
+    """State of a stochastic optimizer across epochs (and partial_fit calls).
+
+    The moments live in packed buffers shaped like the parameter buffer, so the
+    engine updates everything in one pass. Plain numpy arrays: it pickles.
+    """
+
+    def __init__(self, est, n_params, dtype):
+        self.kind = est.solver
+        self.learning_rate_init = est.learning_rate_init
+        self.learning_rate = float(est.learning_rate_init)
+        self.lr_schedule = est.learning_rate
+        self.power_t = est.power_t
+        self.t = 0  # adam steps
+        self.state1 = np.zeros(n_params, dtype=dtype)  # sgd velocity / adam m
+        self.state2 = np.zeros(n_params, dtype=dtype) if est.solver == "adam" else None
+
+    def engine_args(self, est):
+        return {
+            "kind": self.kind,
+            "alpha": float(est.alpha),
+            # adam rescales learning_rate_init itself at every step
+            "lr": float(self.learning_rate_init)
+            if self.kind == "adam"
+            else self.learning_rate,
+            "momentum": float(est.momentum),
+            "nesterov": bool(est.nesterovs_momentum),
+            "beta_1": float(est.beta_1),
+            "beta_2": float(est.beta_2),
+            "epsilon": float(est.epsilon),
+            "t": self.t,
+        }
+
+    def iteration_ends(self, time_step):
+        if self.kind == "sgd" and self.lr_schedule == "invscaling":
+            self.learning_rate = (
+                float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+            )
+
+    def trigger_stopping(self, msg, verbose):
+        """True to stop; with sgd's 'adaptive' schedule, divide the rate by 5 first."""
+        if self.kind == "adam" or self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared by MLPClassifier and MLPRegressor. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------
+    # The network
+    # ------------------------------------------------------------------
+    def _loss_name(self):
+        """The engine's loss for this model's output activation."""
+        if self.out_activation_ == "logistic":
+            return "binary_log_loss"
+        return self.loss
+
+    def _network(self, layer_units):
+        return Network(layer_units, self.activation, self.out_activation_, self._loss_name())
+
+    def _layer_units(self):
+        return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+
+    def _initialize(self, y, layer_units, dtype):
+        """Set the fitted attributes of a fresh model and draw the initial weights."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        # Glorot initialisation, drawn layer by layer (coef, then intercept) in
+        # the same order and with the same RandomState calls as scikit-learn.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
+        self._set_params_buffer(layer_units, coefs, intercepts, dtype)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _set_params_buffer(self, layer_units, coefs, intercepts, dtype):
+        """Pack the weights into one buffer and make coefs_ / intercepts_ views of it.
+
+        Called on the first fit and again at the start of every warm-started or
+        partial fit: after unpickling, or if a user assigned new arrays to
+        coefs_, the lists are no longer views, so the buffer is rebuilt from them.
+        """
+        network = self._network(layer_units)
+        params = np.empty(network.n_params, dtype=dtype)
+        self.coefs_, self.intercepts_ = network.views(params)
+        for dst, src in zip(self.coefs_ + self.intercepts_, coefs + intercepts):
+            dst[...] = src
+        self._params = params
+        return network
+
+    # ------------------------------------------------------------------
+    # Fitting
+    # ------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        if self.solver == "lbfgs":
+            raise NotImplementedError(
+                "cymlp does not implement solver='lbfgs' yet; use 'adam' or 'sgd'."
+            )
+
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        n_features = X.shape[1]
+        layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
+        self.n_outputs_ = y.shape[1]
+
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        else:
+            if self._layer_units() != layer_units:
+                raise ValueError(
+                    "The network's layers %s do not match what the data and "
+                    "hidden_layer_sizes ask for, %s: warm_start and partial_fit "
+                    "need the same hidden_layer_sizes and outputs as before."
+                    % (self._layer_units(), layer_units)
+                )
+            self._set_params_buffer(
+                layer_units, self.coefs_, self.intercepts_, X.dtype
+            )
+
+        # The engine reads X row by row in place: C order, one dtype for all.
+        X = np.ascontiguousarray(X)
+        Y = np.ascontiguousarray(y, dtype=X.dtype)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=X.dtype)
+
+        self._fit_stochastic(X, Y, sample_weight, layer_units, incremental)
+
+        if not np.isfinite(self._params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _fit_stochastic(self, X, Y, sample_weight, layer_units, incremental):
+        network = self._network(layer_units)
+        params = self._params
+        if (
+            not incremental
+            or not hasattr(self, "_optimizer")
+            or self._optimizer.state1.dtype != params.dtype
+        ):
+            self._optimizer = _Optimizer(self, params.size, params.dtype)
+        optimizer = self._optimizer
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # stratified split for classifiers, except for multilabel targets
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = Y if should_stratify else None
+            arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+            split = train_test_split(
+                *arrays,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, Y_train, Y_val = split[:4]
+            sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            y_val = self._decode_targets(Y_val)
+            X_train = np.ascontiguousarray(X_train)
+            Y_train = np.ascontiguousarray(Y_train)
+            best_params = params.copy()
+        else:
+            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=np.intp)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        grad = np.empty_like(params)
+        work = network.workspace(batch_size, self.shuffle, params.dtype)
+        state2 = optimizer.state2
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    # The same RandomState call as scikit-learn, so the same seed
+                    # visits the rows in the same order.
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                loss_sum, optimizer.t = network.train_epoch(
+                    X_train,
+                    Y_train,
+                    sw_train,
+                    sample_idx if self.shuffle else None,
+                    batch_size,
+                    params,
+                    grad,
+                    optimizer.state1,
+                    state2,
+                    work,
+                    optimizer.engine_args(self),
+                )
+                self.n_iter_ += 1
+                self.loss_ = params.dtype.type(loss_sum / n_samples)
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                if early_stopping:
+                    if self._update_validation(X_val, y_val, sw_val):
+                        best_params[...] = params
+                else:
+                    self._update_training_loss()
+
+                optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    if optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            params[...] = best_params
+
+    def _update_validation(self, X_val, y_val, sw_val):
+        """Record the validation score; return True if it is the best so far."""
+        score = self._score(X_val, y_val, sample_weight=sw_val)
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print("Validation score: %f" % score)
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            return True
+        return False
+
+    def _update_training_loss(self):
+        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if self.loss_curve_[-1] < self.best_loss_:
+            self.best_loss_ = self.loss_curve_[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Returns a trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver
+            )
+        return True
+
+    # ------------------------------------------------------------------
+    # Prediction
+    # ------------------------------------------------------------------
+    def _forward_pass_fast(self, X, check_input=True):
+        """Output-layer activations for X, through the compiled forward pass."""
+        if check_input:
+            X = validate_data(self, X, reset=False)
+        # numpy's promotion of X @ coef decides the working dtype, as in sklearn:
+        # float32 only when both the data and the weights are float32.
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        if dtype != np.float32:
+            dtype = np.float64
+        X = np.ascontiguousarray(X, dtype=dtype)
+        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
+        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
+        return self._network(self._layer_units()).predict(X, coefs, intercepts)
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        """Score without input validation (validation would drop feature names)."""
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, compiled; a drop-in for scikit-learn's.
+
+    Same parameters, defaults, fitted attributes and errors as
+    :class:`sklearn.neural_network.MLPClassifier`, and for the same
+    ``random_state`` the same trained weights (to floating-point rounding).
+    Each training epoch runs as one compiled call without the GIL.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function for the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization. ('lbfgs' is not implemented yet.)
+
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term, divided by the sample size
+        when added to the loss.
+
+    batch_size : int, default='auto'
+        Size of minibatches for stochastic optimizers; 'auto' is
+        ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule for weight updates, used by solver='sgd'.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate, for solver='sgd' or 'adam'.
+
+    power_t : float, default=0.5
+        The exponent for the 'invscaling' learning rate.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    shuffle : bool, default=True
+        Whether to shuffle samples in each epoch.
+
+    random_state : int, RandomState instance, default=None
+        Random number generation for weight initialization, the early-stopping
+        split and minibatch shuffling. Same seed, same draws as scikit-learn.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization.
+
+    verbose : bool, default=False
+        Whether to print progress messages to stdout.
+
+    warm_start : bool, default=False
+        When True, reuse the solution of the previous call to fit.
+
+    momentum : float, default=0.9
+        Momentum for gradient descent update, for solver='sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum, for solver='sgd'.
+
+    early_stopping : bool, default=False
+        Whether to stop training when the validation score stops improving.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data set aside for early stopping.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate of adam's first moment estimates.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate of adam's second moment estimates.
+
+    epsilon : float, default=1e-8
+        Value for numerical stability in adam.
+
+    n_iter_no_change : int, default=10
+        Maximum number of epochs without ``tol`` improvement.
+
+    max_fun : int, default=15000
+        Maximum number of loss function calls, for solver='lbfgs'.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        The minimum loss reached during fitting (None with early stopping).
+
+    loss_curve_ : list of shape (`n_iter_`,)
+        The loss at the end of each epoch.
+
+    validation_scores_ : list of shape (`n_iter_`,) or None
+        Accuracy on the held-out set at each epoch, with early stopping.
+
+    best_validation_score_ : float or None
+        Best validation accuracy, with early stopping.
+
+    t_ : int
+        The number of training samples seen by the solver during fitting.
+
+    coefs_ : list of shape (n_layers - 1,)
+        The weight matrix of each layer (views into one packed buffer).
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The bias vector of each layer after the input.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when X has string feature names.
+
+    n_iter_ : int
+        The number of epochs the solver has run.
+
+    n_layers_ : int
+        Number of layers.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : The reference implementation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from cymlp import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=30,
+    ...                     random_state=0).fit(X / 16, y)
+    >>> clf.predict(X[:3] / 16)
+    array([0, 1, 2])
+    >>> round(clf.score(X / 16, y), 2) > 0.9
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+
+        # A fresh fit (re)defines the classes; warm_start needs the same set;
+        # partial_fit accepts any subset of the classes of its first call.
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def _decode_targets(self, Y):
+        return self._label_binarizer.inverse_transform(Y)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=accuracy_score
+        )
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        y : array-like of shape (n_samples,)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first call.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        if self._first_partial_fit(classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _first_partial_fit(self, classes):
+        """Check ``classes`` against earlier calls; True on the first call."""
+        known = getattr(self, "classes_", None)
+        if known is None and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is None:
+            return False
+        if known is not None:
+            if not np.array_equal(known, unique_labels(classes)):
+                raise ValueError(
+                    "`classes=%r` is not the same as on last call "
+                    "to partial_fit, was: %r" % (classes, known)
+                )
+            return False
+        self.classes_ = unique_labels(classes)
+        return True
+
+    def predict_log_proba(self, X):
+        """Return the log of probability estimates.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The log-probability of each class, ordered as in `classes_`.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The probability of each class, ordered as in `classes_`.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -1,0 +1,261 @@
+# Elementwise kernels of the network: activations and their derivatives,
+# the output layer's loss together with its delta, and the optimizer steps.
+#
+# All are inline, nogil and fused over float/double. They trust their
+# arguments: shapes and codes were validated in Python before any call.
+# Arrays are row-major blocks of `rows` x `cols` with no padding.
+#
+# The arithmetic follows scikit-learn's order of operations (bias added after
+# the product, derivatives taken from the activated values, gradients formed
+# as (A^T delta + alpha W) / sw_sum), so that the same seed gives the same
+# weights to rounding.
+from cython cimport floating
+from libc.math cimport exp, expf, tanh, tanhf, log, logf, sqrt, sqrtf, fabs
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+
+# Activation codes; the estimator maps names to these (see _engine.ACTIVATIONS).
+cdef enum:
+    IDENTITY = 0
+    LOGISTIC = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4
+    EXP = 5
+
+# Loss codes.
+cdef enum:
+    SQUARED_ERROR = 0
+    LOG_LOSS = 1          # softmax outputs, one-hot targets
+    BINARY_LOG_LOSS = 2   # logistic outputs, one column per label
+    POISSON = 3           # exp outputs, half Poisson deviance
+
+# Optimizer codes.
+cdef enum:
+    SGD = 0
+    ADAM = 1
+
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating _clip_prob(floating p) noexcept nogil:
+    # sklearn clips probabilities to [eps, 1 - eps] of the working dtype
+    # before taking logs.
+    cdef floating eps
+    if floating is float:
+        eps = FLT_EPSILON
+    else:
+        eps = DBL_EPSILON
+    if p < eps:
+        return eps
+    if p > 1 - eps:
+        return 1 - eps
+    return p
+
+
+cdef inline void bias_activate(
+    floating* z,              # INOUT rows x cols: X @ W on entry, f(X @ W + b) on exit
+    const floating* bias,     # IN    cols
+    Py_ssize_t rows, Py_ssize_t cols, int act,
+) noexcept nogil:
+    """Add the bias and apply the activation in one pass over z."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    cdef floating v, vmax, total
+    for i in range(rows):
+        row = z + i * cols
+        if act == IDENTITY:
+            for j in range(cols):
+                row[j] = row[j] + bias[j]
+        elif act == RELU:
+            for j in range(cols):
+                v = row[j] + bias[j]
+                row[j] = v if v > 0 else 0
+        elif act == TANH:
+            for j in range(cols):
+                if floating is float:
+                    row[j] = tanhf(row[j] + bias[j])
+                else:
+                    row[j] = tanh(row[j] + bias[j])
+        elif act == LOGISTIC:
+            for j in range(cols):
+                row[j] = 1 / (1 + _exp(-(row[j] + bias[j])))
+        elif act == EXP:
+            for j in range(cols):
+                row[j] = _exp(row[j] + bias[j])
+        elif act == SOFTMAX:
+            # max-shifted softmax, as sklearn: exp(z - max) / sum
+            vmax = row[0] + bias[0]
+            for j in range(cols):
+                row[j] = row[j] + bias[j]
+                if row[j] > vmax:
+                    vmax = row[j]
+            total = 0
+            for j in range(cols):
+                row[j] = _exp(row[j] - vmax)
+                total = total + row[j]
+            for j in range(cols):
+                row[j] = row[j] / total
+
+
+cdef inline void multiply_derivative(
+    const floating* a,        # IN    activated values f(z) of the layer
+    floating* delta,          # INOUT backpropagated error, times f'(z) on exit
+    Py_ssize_t size, int act,
+) noexcept nogil:
+    """delta *= f'(z), with f'(z) written in terms of a = f(z)."""
+    cdef Py_ssize_t i
+    if act == RELU:
+        for i in range(size):
+            if a[i] == 0:
+                delta[i] = 0
+    elif act == TANH:
+        for i in range(size):
+            delta[i] = delta[i] * (1 - a[i] * a[i])
+    elif act == LOGISTIC:
+        for i in range(size):
+            delta[i] = delta[i] * a[i]
+            delta[i] = delta[i] * (1 - a[i])
+    # IDENTITY: nothing to do
+
+
+cdef inline double loss_and_delta(
+    const floating* out,       # IN  rows x cols, activated outputs
+    const floating* y,         # IN  targets, row r at y + rowidx[r] * cols (or r * cols)
+    const Py_ssize_t* rowidx,  # IN  rows (or NULL: rows are consecutive)
+    const floating* sw,        # IN  sample weights indexed like y (or NULL)
+    floating* delta,           # OUT rows x cols: (out - y) * sw
+    Py_ssize_t rows, Py_ssize_t cols, int loss,
+) noexcept nogil:
+    """Return sum_i sw_i * loss_i over the rows, and fill the output delta.
+
+    With a canonical link (softmax/log-loss, logistic/binary log-loss,
+    identity/squared error, exp/Poisson) the delta is simply out - y.
+    The caller divides the sum by sw_sum (and by cols for squared error).
+    """
+    cdef Py_ssize_t i, j, src
+    cdef const floating* yi
+    cdef const floating* oi
+    cdef floating* di
+    cdef floating w, p, t
+    cdef double row_loss, total = 0.0
+    for i in range(rows):
+        src = rowidx[i] if rowidx != NULL else i
+        yi = y + src * cols
+        oi = out + i * cols
+        di = delta + i * cols
+        w = sw[src] if sw != NULL else 1
+        row_loss = 0.0
+        for j in range(cols):
+            p = oi[j]
+            t = yi[j]
+            if loss == SQUARED_ERROR:
+                row_loss += (<double> t - p) * (<double> t - p)
+            elif loss == LOG_LOSS:
+                if t != 0:
+                    row_loss -= t * <double> _log(_clip_prob(p))
+            elif loss == BINARY_LOG_LOSS:
+                if t != 0:
+                    row_loss -= t * <double> _log(_clip_prob(p))
+                if t != 1:
+                    row_loss -= (1 - t) * <double> _log(1 - _clip_prob(p))
+            elif loss == POISSON:
+                # xlogy(t, t / p) - t + p
+                row_loss += p - <double> t
+                if t != 0:
+                    row_loss += t * <double> _log(t / p)
+            if sw != NULL:
+                di[j] = (p - t) * w
+            else:
+                di[j] = p - t
+        total += w * row_loss
+    return total
+
+
+cdef inline void column_sums(
+    const floating* a,         # IN  rows x cols
+    floating* out,             # OUT cols
+    Py_ssize_t rows, Py_ssize_t cols,
+) noexcept nogil:
+    """out = a.sum(axis=0), accumulated row after row as numpy does."""
+    cdef Py_ssize_t i, j
+    for j in range(cols):
+        out[j] = a[j]
+    for i in range(1, rows):
+        for j in range(cols):
+            out[j] = out[j] + a[i * cols + j]
+
+
+cdef inline double sgd_step(
+    floating* w,               # INOUT parameters
+    const floating* g_raw,     # IN    unscaled gradient (A^T delta, or column sums)
+    floating* velocity,        # INOUT
+    Py_ssize_t size,
+    double alpha, double sw_sum,
+    double lr, double momentum, bint nesterov,
+) noexcept nogil:
+    """One SGD (momentum / Nesterov) step; return sum of squares of the new w.
+
+    The gradient is formed on the fly as (g_raw + alpha * w) / sw_sum. sklearn
+    does this arithmetic in the parameters' dtype, and so do we.
+    """
+    cdef Py_ssize_t i
+    cdef floating g, v
+    cdef floating a_ = <floating> alpha, n_ = <floating> sw_sum
+    cdef floating lr_ = <floating> lr, mu = <floating> momentum
+    cdef double sq = 0.0
+    for i in range(size):
+        g = (g_raw[i] + a_ * w[i]) / n_
+        v = mu * velocity[i] - lr_ * g
+        velocity[i] = v
+        if nesterov:
+            v = mu * v - lr_ * g
+        w[i] = w[i] + v
+        sq += <double> w[i] * w[i]
+    return sq
+
+
+cdef inline double adam_step(
+    floating* w,               # INOUT parameters
+    const floating* g_raw,     # IN    unscaled gradient
+    floating* m,               # INOUT first moment
+    floating* v,               # INOUT second moment
+    Py_ssize_t size,
+    double alpha, double sw_sum,
+    double lr_t, double beta_1, double beta_2, double epsilon,
+) noexcept nogil:
+    """One Adam step with the bias-corrected rate lr_t; return sum of squares of w.
+
+    The moments are kept in the parameters' dtype; the step itself is formed
+    in double, as numpy does in sklearn (its learning rate is a float64 scalar).
+    """
+    cdef Py_ssize_t i
+    cdef floating g, mi, vi
+    cdef floating a_ = <floating> alpha, n_ = <floating> sw_sum
+    cdef floating b1 = <floating> beta_1, b2 = <floating> beta_2
+    cdef floating c1 = <floating> (1 - beta_1), c2 = <floating> (1 - beta_2)
+    cdef floating eps = <floating> epsilon
+    cdef double sq = 0.0
+    for i in range(size):
+        g = (g_raw[i] + a_ * w[i]) / n_
+        mi = b1 * m[i] + c1 * g
+        vi = b2 * v[i] + c2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        if floating is float:
+            w[i] = <float> (w[i] + (-lr_t * mi) / <double> (sqrtf(vi) + eps))
+        else:
+            w[i] = w[i] + (-lr_t * mi) / (sqrt(vi) + eps)
+        sq += <double> w[i] * w[i]
+    return sq
