@@ -6,8 +6,8 @@ errors and, for the same ``random_state``, the same trained weights. Training
 runs a whole epoch per compiled call, without the GIL.
 """
 
-from ._estimators import MLPClassifier
+from ._estimators import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]

@@ -72,32 +72,100 @@ cdef struct Optimizer:
     Py_ssize_t t              # adam: steps taken so far
 
 
+cdef struct SparseRows:
+    # A minibatch of a CSR matrix: rows idx[0..rows) or start..start+rows.
+    const Py_ssize_t* indptr
+    const Py_ssize_t* indices
+    const Py_ssize_t* idx
+    Py_ssize_t start
+
+
+cdef inline Py_ssize_t sparse_row(const SparseRows* sp, Py_ssize_t r) noexcept nogil:
+    return sp.idx[r] if sp.idx != NULL else sp.start + r
+
+
+cdef void csr_times_dense(
+    const floating* data, const SparseRows* sp, Py_ssize_t rows,
+    const floating* W, Py_ssize_t n_out,   # IN  W: n_in x n_out
+    floating* out,                          # OUT rows x n_out
+) noexcept nogil:
+    """out = X[rows] @ W for CSR X, accumulating the nonzeros of a row in order
+    (the order of scipy's csr @ dense)."""
+    cdef Py_ssize_t r, p, k, i
+    cdef floating v
+    cdef floating* o
+    cdef const floating* w
+    for r in range(rows):
+        o = out + r * n_out
+        for k in range(n_out):
+            o[k] = 0
+        i = sparse_row(sp, r)
+        for p in range(sp.indptr[i], sp.indptr[i + 1]):
+            v = data[p]
+            w = W + sp.indices[p] * n_out
+            for k in range(n_out):
+                o[k] = o[k] + v * w[k]
+
+
+cdef void csr_transpose_times_dense(
+    const floating* data, const SparseRows* sp, Py_ssize_t rows,
+    const floating* D, Py_ssize_t n_out,   # IN  rows x n_out
+    floating* G, Py_ssize_t n_in,          # OUT n_in x n_out
+) noexcept nogil:
+    """G = X[rows]^T @ D for CSR X, row after row (the order of scipy's csc @ dense)."""
+    cdef Py_ssize_t r, p, k, i
+    cdef floating v
+    cdef floating* g
+    cdef const floating* d
+    for k in range(n_in * n_out):
+        G[k] = 0
+    for r in range(rows):
+        d = D + r * n_out
+        i = sparse_row(sp, r)
+        for p in range(sp.indptr[i], sp.indptr[i + 1]):
+            v = data[p]
+            g = G + sp.indices[p] * n_out
+            for k in range(n_out):
+                g[k] = g[k] + v * d[k]
+
+
 cdef void forward_rows(
     const Net* net, floating** W, floating** b, floating** act, Py_ssize_t rows,
+    const floating* sp_data, const SparseRows* sp,
 ) noexcept nogil:
-    """act[i + 1] = f(act[i] @ W[i] + b[i]) for every layer; act[0] is the input."""
+    """act[i + 1] = f(act[i] @ W[i] + b[i]) for every layer.
+
+    The input is act[0] (dense rows), or the CSR minibatch sp when sp != NULL.
+    """
     cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
     for i in range(L):
-        gemm(False, False, <int> rows, <int> u[i + 1], <int> u[i],
-             <floating> 1, act[i], <int> u[i], W[i], <int> u[i + 1],
-             <floating> 0, act[i + 1], <int> u[i + 1])
+        if i == 0 and sp != NULL:
+            csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
+        else:
+            gemm(False, False, <int> rows, <int> u[i + 1], <int> u[i],
+                 <floating> 1, act[i], <int> u[i], W[i], <int> u[i + 1],
+                 <floating> 0, act[i + 1], <int> u[i + 1])
         bias_activate(act[i + 1], b[i], rows, u[i + 1],
                       net.hidden_act if i < L - 1 else net.out_act)
 
 
 cdef void backward_rows(
     const Net* net, floating** W, floating** act, floating** delta,
-    floating* grad, Py_ssize_t rows,
+    floating* grad, Py_ssize_t rows, const floating* sp_data, const SparseRows* sp,
 ) noexcept nogil:
     """Unscaled gradients from the output delta: grad_W[i] = act[i]^T delta[i],
     grad_b[i] = column sums of delta[i], delta[i-1] = (delta[i] @ W[i]^T) * f'."""
     cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
     for i in range(L - 1, -1, -1):
-        gemm(True, False, <int> u[i], <int> u[i + 1], <int> rows,
-             <floating> 1, act[i], <int> u[i], delta[i], <int> u[i + 1],
-             <floating> 0, grad + net.coef_off[i], <int> u[i + 1])
+        if i == 0 and sp != NULL:
+            csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
+                                      grad + net.coef_off[0], u[0])
+        else:
+            gemm(True, False, <int> u[i], <int> u[i + 1], <int> rows,
+                 <floating> 1, act[i], <int> u[i], delta[i], <int> u[i + 1],
+                 <floating> 0, grad + net.coef_off[i], <int> u[i + 1])
         column_sums(delta[i], grad + net.bias_off[i], rows, u[i + 1])
         if i > 0:
             gemm(False, True, <int> rows, <int> u[i], <int> u[i + 1],
@@ -115,76 +183,110 @@ cdef inline double sum_squares(const floating* a, Py_ssize_t size) noexcept nogi
 
 
 cdef double batch_loss(const Net* net, double weighted_loss, double sw_sum,
-                       double alpha, double coef_sq, Py_ssize_t n_out) noexcept nogil:
+                       double alpha, double coef_sq) noexcept nogil:
     """The minibatch loss as sklearn reports it, L2 penalty included."""
     cdef double loss = weighted_loss / sw_sum
     if net.loss == SQUARED_ERROR:
-        loss = 0.5 * loss / n_out
+        loss = 0.5 * loss / net.units[net.n_layers]
     return loss + 0.5 * alpha * coef_sq / sw_sum
+
+
+cdef floating** layer_tables(const Net* net, floating* params, floating* acts,
+                             Py_ssize_t rows) noexcept nogil:
+    """One allocation holding four pointer tables, for minibatches of up to `rows`:
+    W (L), b (L), delta (L) and act (L + 1). act[0] is left for the caller.
+    acts is the workspace: activations then deltas, rows * width each."""
+    cdef Py_ssize_t L = net.n_layers, i
+    cdef floating** t = <floating**> malloc((4 * L + 1) * sizeof(floating*))
+    if t == NULL:
+        return NULL
+    for i in range(L):
+        t[i] = params + net.coef_off[i]
+        t[L + i] = params + net.bias_off[i]
+        t[2 * L + i] = acts + rows * (net.width + net.act_off[i + 1])
+        t[3 * L + 1 + i] = acts + rows * net.act_off[i + 1]
+    return t
 
 
 cdef int train_epoch_impl(
     const Net* net, Optimizer* opt,
-    const floating* X, const floating* Y, const floating* sw,
+    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
+    const floating* Y, const floating* sw,
     const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
     floating* params, floating* grad, floating* state1, floating* state2,
     floating* work, double* loss_out,
 ) noexcept nogil:
-    """One epoch of minibatch training. Returns 0, or -1 if out of memory."""
-    cdef Py_ssize_t L = net.n_layers, i, r, start, rows
+    """One epoch of minibatch training. Returns 0, or -1 if out of memory.
+
+    X is dense (indptr == NULL) or the data of a CSR matrix. A minibatch whose
+    sample weights sum to zero carries no information: it is skipped (no
+    update, no loss), where a division by its weight sum would poison the
+    weights with NaN.
+    """
+    cdef Py_ssize_t L = net.n_layers, r, start, rows
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef Py_ssize_t n_coefs = net.n_coefs, n_bias = net.n_params - net.n_coefs
-    cdef floating** W = <floating**> malloc(L * sizeof(floating*))
-    cdef floating** b = <floating**> malloc(L * sizeof(floating*))
-    cdef floating** act = <floating**> malloc((L + 1) * sizeof(floating*))
-    cdef floating** delta = <floating**> malloc(L * sizeof(floating*))
-    cdef floating* gather = work
-    cdef floating* acts = work + (batch_size * n_in if order != NULL else 0)
-    cdef floating* deltas = acts + batch_size * net.width
+    cdef bint gather = order != NULL and indptr == NULL
+    cdef floating* acts = work + (batch_size * n_in if gather else 0)
+    cdef floating** t = layer_tables(net, params, acts, batch_size)
+    cdef floating** W
+    cdef floating** b
+    cdef floating** delta
+    cdef floating** act
+    cdef SparseRows sp
     cdef const floating* y_batch
     cdef const floating* sw_batch
     cdef const Py_ssize_t* idx
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
-    if W == NULL or b == NULL or act == NULL or delta == NULL:
-        free(W); free(b); free(act); free(delta)
+    if t == NULL:
         return -1
-
-    for i in range(L):
-        W[i] = params + net.coef_off[i]
-        b[i] = params + net.bias_off[i]
-        act[i + 1] = acts + batch_size * net.act_off[i + 1]
-        delta[i] = deltas + batch_size * net.act_off[i + 1]
+    W = t
+    b = t + L
+    delta = t + 2 * L
+    act = t + 3 * L
+    sp.indptr = indptr
+    sp.indices = indices
     if opt.alpha != 0:
         coef_sq = sum_squares(params, n_coefs)
 
     start = 0
     while start < n_samples:
         rows = min(batch_size, n_samples - start)
+        # Select the minibatch: rows order[start:start+rows] (shuffled epoch)
+        # or the block start:start+rows, used in place.
         if order != NULL:
             idx = order + start
-            for r in range(rows):
-                memcpy(gather + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
-            act[0] = gather
             y_batch = Y
             sw_batch = sw
         else:
-            # No shuffling: the minibatch is a contiguous block of X, used in place.
             idx = NULL
-            act[0] = <floating*> X + start * n_in
             y_batch = Y + start * n_out
             sw_batch = sw + start if sw != NULL else NULL
+        if indptr != NULL:
+            sp.idx = idx
+            sp.start = start
+        elif gather:
+            for r in range(rows):
+                memcpy(work + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
+            act[0] = work
+        else:
+            act[0] = <floating*> X + start * n_in
 
-        forward_rows(net, W, b, act, rows)
-        wloss = loss_and_delta(act[L], y_batch, idx, sw_batch, delta[L - 1],
-                               rows, n_out, net.loss)
         if sw != NULL:
             sw_sum = 0.0
             for r in range(rows):
                 sw_sum += sw_batch[idx[r] if idx != NULL else r]
+            if sw_sum == 0:
+                start += rows
+                continue
         else:
             sw_sum = rows
-        accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq, n_out) * rows
-        backward_rows(net, W, act, delta, grad, rows)
+
+        forward_rows(net, W, b, act, rows, X, &sp if indptr != NULL else NULL)
+        wloss = loss_and_delta(act[L], y_batch, idx, sw_batch, delta[L - 1],
+                               rows, n_out, net.loss)
+        accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
+        backward_rows(net, W, act, delta, grad, rows, X, &sp if indptr != NULL else NULL)
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts. The step returns the new squared norm for the next loss.
@@ -204,13 +306,56 @@ cdef int train_epoch_impl(
         start += rows
 
     loss_out[0] = accumulated
-    free(W); free(b); free(act); free(delta)
+    free(t)
+    return 0
+
+
+cdef int loss_grad_impl(
+    const Net* net, double alpha,
+    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
+    const floating* Y, const floating* sw, Py_ssize_t n_samples,
+    floating* params, floating* grad, floating* work, double* loss_out,
+) noexcept nogil:
+    """Loss and its gradient over all rows at once (for lbfgs). 0, or -1 if out of memory."""
+    cdef Py_ssize_t L = net.n_layers, i
+    cdef floating** t = layer_tables(net, params, work, n_samples)
+    cdef SparseRows sp
+    cdef double sw_sum, wloss
+    cdef floating a_ = <floating> alpha, n_
+    if t == NULL:
+        return -1
+    sp.indptr = indptr
+    sp.indices = indices
+    sp.idx = NULL
+    sp.start = 0
+    t[3 * L] = <floating*> X
+    if sw != NULL:
+        sw_sum = 0.0
+        for i in range(n_samples):
+            sw_sum += sw[i]
+    else:
+        sw_sum = n_samples
+    forward_rows(net, t, t + L, t + 3 * L, n_samples, X, &sp if indptr != NULL else NULL)
+    wloss = loss_and_delta(t[4 * L], Y, NULL, sw, t[3 * L - 1], n_samples,
+                           net.units[L], net.loss)
+    loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
+                             sum_squares(params, net.n_coefs) if alpha != 0 else 0.0)
+    backward_rows(net, t, t + 3 * L, t + 2 * L, grad, n_samples, X,
+                  &sp if indptr != NULL else NULL)
+    # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
+    n_ = <floating> sw_sum
+    for i in range(net.n_coefs):
+        grad[i] = (grad[i] + a_ * params[i]) / n_
+    for i in range(net.n_coefs, net.n_params):
+        grad[i] = grad[i] / n_
+    free(t)
     return 0
 
 
 cdef int predict_impl(
     const Net* net, floating** W, floating** b,
-    const floating* X, Py_ssize_t n_samples, floating* out,
+    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
+    Py_ssize_t n_samples, floating* out,
 ) noexcept nogil:
     """out = forward pass of X, PREDICT_CHUNK rows at a time. 0, or -1 if out of memory."""
     cdef Py_ssize_t L = net.n_layers, i, start, rows
@@ -220,9 +365,13 @@ cdef int predict_impl(
     # hidden layers only: the output layer is written straight into `out`
     cdef floating* buf = <floating*> malloc(
         max(chunk * (net.width - n_out), 1) * sizeof(floating))
+    cdef SparseRows sp
     if act == NULL or buf == NULL:
         free(act); free(buf)
         return -1
+    sp.indptr = indptr
+    sp.indices = indices
+    sp.idx = NULL
     for i in range(1, L):
         act[i] = buf + chunk * net.act_off[i]
     start = 0
@@ -230,7 +379,8 @@ cdef int predict_impl(
         rows = min(chunk, n_samples - start)
         act[0] = <floating*> X + start * n_in
         act[L] = out + start * n_out
-        forward_rows(net, W, b, act, rows)
+        sp.start = start
+        forward_rows(net, W, b, act, rows, X, &sp if indptr != NULL else NULL)
         start += rows
     free(act); free(buf)
     return 0
@@ -309,7 +459,11 @@ cdef class Network:
         return coefs, intercepts
 
     def workspace(self, Py_ssize_t batch_size, bint gather, dtype):
-        """A scratch buffer for :meth:`train_epoch` with minibatches of ``batch_size``."""
+        """Scratch memory for minibatches of up to ``batch_size`` rows.
+
+        Activations and deltas of every layer, and with ``gather`` room to
+        collect the rows of a shuffled dense minibatch.
+        """
         cdef Py_ssize_t size = 2 * batch_size * self.net.width
         if gather:
             size += batch_size * self.net.units[0]
@@ -321,7 +475,7 @@ cdef class Network:
 
         Parameters
         ----------
-        X : C-contiguous float32 or float64 array (n_samples, n_features)
+        X : C-contiguous float32 or float64 array, or CSR matrix, (n_samples, n_features)
         Y : C-contiguous array of X's dtype (n_samples, n_outputs)
         sample_weight : array of X's dtype (n_samples,) or None
         order : intp array (n_samples,) or None
@@ -329,32 +483,71 @@ cdef class Network:
         batch_size : int, 1 <= batch_size <= n_samples
         params, grad, state1, state2 : arrays of X's dtype (n_params,)
             The packed parameters (updated in place), gradient scratch, and the
-            optimizer state (sgd: velocity in state1; adam: moments).
-        work : array from :meth:`workspace` (gather=order is not None)
+            optimizer state (sgd: velocity in state1, state2 None; adam: moments).
+        work : array from :meth:`workspace` (gather: order given and X dense)
         optimizer : dict
             kind ('sgd' or 'adam'), alpha, lr, momentum, nesterov, beta_1,
             beta_2, epsilon, t.
         """
-        if X.dtype == np.float32:
-            return _train_epoch[float](self, X, Y, sample_weight, order, batch_size,
-                                       params, grad, state1, state2, work, optimizer)
-        return _train_epoch[double](self, X, Y, sample_weight, order, batch_size,
-                                    params, grad, state1, state2, work, optimizer)
+        data, indptr, indices = _split_input(X)
+        if data.dtype == np.float32:
+            return _train_epoch[float](self, data, indptr, indices, Y, sample_weight,
+                                       order, batch_size, params, grad, state1, state2,
+                                       work, optimizer)
+        return _train_epoch[double](self, data, indptr, indices, Y, sample_weight,
+                                    order, batch_size, params, grad, state1, state2,
+                                    work, optimizer)
+
+    def loss_grad(self, X, Y, sample_weight, params, grad, work, double alpha):
+        """Loss over all rows, with its gradient written into ``grad`` (for lbfgs).
+
+        ``work`` comes from :meth:`workspace` with batch_size = n_samples, no gather.
+        """
+        data, indptr, indices = _split_input(X)
+        if data.dtype == np.float32:
+            return _loss_grad[float](self, data, indptr, indices, Y, sample_weight,
+                                     params, grad, work, alpha)
+        return _loss_grad[double](self, data, indptr, indices, Y, sample_weight,
+                                  params, grad, work, alpha)
 
     def predict(self, X, coefs, intercepts):
-        """Output-layer activations for every row of X (C-contiguous float array).
+        """Output-layer activations for every row of X.
 
-        ``coefs`` and ``intercepts`` are lists of C-contiguous arrays of X's dtype.
+        X is a C-contiguous float array or a CSR matrix; ``coefs`` and
+        ``intercepts`` are lists of C-contiguous arrays of X's dtype.
         """
-        out = np.empty((X.shape[0], self.net.units[self.net.n_layers]), dtype=X.dtype)
-        if X.dtype == np.float32:
-            _predict[float](self, X, coefs, intercepts, out)
+        data, indptr, indices = _split_input(X)
+        out = np.empty((X.shape[0], self.net.units[self.net.n_layers]), dtype=data.dtype)
+        if data.dtype == np.float32:
+            _predict[float](self, data, indptr, indices, coefs, intercepts, out)
         else:
-            _predict[double](self, X, coefs, intercepts, out)
+            _predict[double](self, data, indptr, indices, coefs, intercepts, out)
         return out
 
 
-cdef _train_epoch(Network self, const floating[:, ::1] X, const floating[:, ::1] Y,
+def _split_input(X):
+    """(data, indptr, indices): a dense array with two Nones, or a CSR matrix's arrays.
+
+    Index arrays are taken as intp (a copy only if scipy stored them as int32).
+    """
+    if hasattr(X, "indptr"):
+        return (X.data, X.indptr.astype(np.intp, copy=False),
+                X.indices.astype(np.intp, copy=False))
+    return X, None, None
+
+
+cdef inline const Py_ssize_t* _ptr_or_null(const Py_ssize_t[::1] a):
+    return &a[0] if a is not None and a.shape[0] > 0 else NULL
+
+
+cdef inline const floating* _data_ptr(const floating[::1] data, const Py_ssize_t[::1] indptr):
+    # A CSR matrix may have no stored value at all; its data pointer is then
+    # never read, but must not be taken from an empty view.
+    return &data[0] if data.shape[0] > 0 else NULL
+
+
+cdef _train_epoch(Network self, data, const Py_ssize_t[::1] indptr,
+                  const Py_ssize_t[::1] indices, const floating[:, ::1] Y,
                   const floating[::1] sample_weight, const Py_ssize_t[::1] order,
                   Py_ssize_t batch_size, floating[::1] params, floating[::1] grad,
                   floating[::1] state1, floating[::1] state2, floating[::1] work,
@@ -362,8 +555,13 @@ cdef _train_epoch(Network self, const floating[:, ::1] X, const floating[:, ::1]
     cdef Optimizer opt
     cdef double loss_sum = 0.0
     cdef int status
+    cdef const floating[::1] flat = np.ravel(data)   # a view: data is C-contiguous
+    cdef const floating* x = _data_ptr(flat, indptr)
+    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
+    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
     cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef const Py_ssize_t* order_p = &order[0] if order is not None else NULL
+    cdef floating* s2 = &state2[0] if state2 is not None else NULL
     opt.kind = SOLVERS[optimizer["kind"]]
     opt.alpha = optimizer["alpha"]
     opt.lr = optimizer["lr"]
@@ -375,24 +573,45 @@ cdef _train_epoch(Network self, const floating[:, ::1] X, const floating[:, ::1]
     opt.t = optimizer["t"]
     with nogil:
         status = train_epoch_impl(
-            &self.net, &opt, &X[0, 0], &Y[0, 0], sw, order_p, X.shape[0], batch_size,
-            &params[0], &grad[0], &state1[0],
-            &state2[0] if state2 is not None else NULL, &work[0], &loss_sum)
+            &self.net, &opt, x, ip, ix, &Y[0, 0], sw, order_p, Y.shape[0], batch_size,
+            &params[0], &grad[0], &state1[0], s2, &work[0], &loss_sum)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss_sum, opt.t
 
 
-cdef _predict(Network self, const floating[:, ::1] X, list coefs, list intercepts,
+cdef _loss_grad(Network self, data, const Py_ssize_t[::1] indptr,
+                const Py_ssize_t[::1] indices, const floating[:, ::1] Y,
+                const floating[::1] sample_weight, floating[::1] params,
+                floating[::1] grad, floating[::1] work, double alpha):
+    cdef double loss = 0.0
+    cdef int status
+    cdef const floating[::1] flat = np.ravel(data)
+    cdef const floating* x = _data_ptr(flat, indptr)
+    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
+    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
+    cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
+    with nogil:
+        status = loss_grad_impl(&self.net, alpha, x, ip, ix, &Y[0, 0], sw, Y.shape[0],
+                                &params[0], &grad[0], &work[0], &loss)
+    if status != 0:
+        raise MemoryError("cymlp: could not allocate the layer tables")
+    return loss
+
+
+cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
+              const Py_ssize_t[::1] indices, list coefs, list intercepts,
               floating[:, ::1] out):
     cdef Py_ssize_t L = self.net.n_layers, i
+    cdef const floating[::1] flat = np.ravel(data)
+    cdef const floating* x = _data_ptr(flat, indptr)
+    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
+    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
     cdef floating[:, ::1] w
     cdef floating[::1] bias
-    cdef floating** W = <floating**> malloc(L * sizeof(floating*))
-    cdef floating** b = <floating**> malloc(L * sizeof(floating*))
+    cdef floating** W = <floating**> malloc(2 * L * sizeof(floating*))
     cdef int status
-    if W == NULL or b == NULL:
-        free(W); free(b)
+    if W == NULL:
         raise MemoryError()
     try:
         # The lists keep the arrays alive while the pointers are in use.
@@ -400,12 +619,12 @@ cdef _predict(Network self, const floating[:, ::1] X, list coefs, list intercept
             w = coefs[i]
             bias = intercepts[i]
             W[i] = &w[0, 0]
-            b[i] = &bias[0]
-        if X.shape[0] == 0:
+            W[L + i] = &bias[0]
+        if out.shape[0] == 0:
             return
         with nogil:
-            status = predict_impl(&self.net, W, b, &X[0, 0], X.shape[0], &out[0, 0])
+            status = predict_impl(&self.net, W, W + L, x, ip, ix, out.shape[0], &out[0, 0])
         if status != 0:
             raise MemoryError()
     finally:
-        free(W); free(b)
+        free(W)

@@ -14,6 +14,8 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -40,6 +42,17 @@ from sklearn.utils.validation import _check_sample_weight
 from ._engine import Network
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def _engine_input(X, dtype):
+    """X as the engine reads it: C-contiguous rows, or CSR, of the given dtype.
+
+    No copy when X already is (the common case: float32 or float64 C arrays);
+    CSC input is converted to CSR once per fit or predict call.
+    """
+    if sp.issparse(X):
+        return X.tocsr().astype(dtype, copy=False)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 class _Optimizer:
@@ -222,9 +235,12 @@ class _BaseMLP(BaseEstimator):
         coefs, intercepts = [], []
         for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
-            coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
-            intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
-        self._set_params_buffer(layer_units, coefs, intercepts, dtype)
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            coefs.append(coef.astype(dtype, copy=False))
+            intercepts.append(intercept.astype(dtype, copy=False))
+        # _fit packs them into the parameter buffer
+        self.coefs_, self.intercepts_ = coefs, intercepts
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -241,9 +257,9 @@ class _BaseMLP(BaseEstimator):
     def _set_params_buffer(self, layer_units, coefs, intercepts, dtype):
         """Pack the weights into one buffer and make coefs_ / intercepts_ views of it.
 
-        Called on the first fit and again at the start of every warm-started or
-        partial fit: after unpickling, or if a user assigned new arrays to
-        coefs_, the lists are no longer views, so the buffer is rebuilt from them.
+        Called at the start of every fit: after unpickling, or if a user
+        assigned new arrays to coefs_, the lists are no longer views of the
+        buffer, so it is always rebuilt from them (one copy of the weights).
         """
         network = self._network(layer_units)
         params = np.empty(network.n_params, dtype=dtype)
@@ -265,11 +281,6 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
-        if self.solver == "lbfgs":
-            raise NotImplementedError(
-                "cymlp does not implement solver='lbfgs' yet; use 'adam' or 'sgd'."
-            )
-
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -285,25 +296,24 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        else:
-            if self._layer_units() != layer_units:
-                raise ValueError(
-                    "The network's layers %s do not match what the data and "
-                    "hidden_layer_sizes ask for, %s: warm_start and partial_fit "
-                    "need the same hidden_layer_sizes and outputs as before."
-                    % (self._layer_units(), layer_units)
-                )
-            self._set_params_buffer(
-                layer_units, self.coefs_, self.intercepts_, X.dtype
+        elif self._layer_units() != layer_units:
+            raise ValueError(
+                "The network's layers %s do not match what the data and "
+                "hidden_layer_sizes ask for, %s: warm_start and partial_fit "
+                "need the same hidden_layer_sizes and outputs as before."
+                % (self._layer_units(), layer_units)
             )
+        dtype = X.dtype
+        self._set_params_buffer(layer_units, self.coefs_, self.intercepts_, dtype)
 
-        # The engine reads X row by row in place: C order, one dtype for all.
-        X = np.ascontiguousarray(X)
-        Y = np.ascontiguousarray(y, dtype=X.dtype)
+        X = _engine_input(X, dtype)
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=X.dtype)
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
-        self._fit_stochastic(X, Y, sample_weight, layer_units, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight, layer_units)
+        else:
+            self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
 
         if not np.isfinite(self._params).all():
             raise ValueError(
@@ -312,7 +322,66 @@ class _BaseMLP(BaseEstimator):
             )
         return self
 
-    def _fit_stochastic(self, X, Y, sample_weight, layer_units, incremental):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+        """Minimise the full-data loss with scipy's L-BFGS-B.
+
+        scipy hands each candidate point ``x`` (packed like our parameter
+        buffer, in its dtype) straight to the engine: no unpacking, no copy of
+        the weights per evaluation.
+        """
+        network = self._network(layer_units)
+        params = self._params
+        Y = np.ascontiguousarray(y, dtype=params.dtype)
+        grad = np.empty_like(params)
+        work = network.workspace(X.shape[0], False, params.dtype)
+        alpha = float(self.alpha)
+
+        def loss_grad(x):
+            loss = network.loss_grad(X, Y, sample_weight, x, grad, work, alpha)
+            # scipy may keep the gradient it was given: hand over a copy
+            return loss, grad.copy()
+
+        def report(intermediate_result):
+            self._lbfgs_iter += 1
+            print(
+                "Iteration %d, loss = %.8f"
+                % (self._lbfgs_iter, intermediate_result.fun)
+            )
+
+        self._lbfgs_iter = 0
+        result = scipy.optimize.minimize(
+            loss_grad,
+            params,
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            callback=report if self.verbose else None,
+        )
+        del self._lbfgs_iter
+        self.n_iter_ = min(result.nit, self.max_iter)
+        if result.status != 0:
+            msg = (
+                "lbfgs failed to converge after %d iteration(s) (status=%d):\n%s\n"
+                % (self.n_iter_, result.status, result.message)
+            )
+            if self.n_iter_ == self.max_iter:
+                msg += (
+                    "\nIncrease the number of iterations to improve the "
+                    "convergence (max_iter=%d)." % self.max_iter
+                )
+            msg += (
+                "\nYou might also want to scale the data as shown in:\n"
+                "    https://scikit-learn.org/stable/modules/preprocessing.html"
+            )
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        self.loss_ = result.fun
+        # scipy evaluates the loss at points of x0's dtype but returns float64
+        # weights; scikit-learn keeps those, so float32 data ends with float64
+        # coefs_ here, and so do we.
+        coefs, intercepts = network.views(result.x)
+        self._set_params_buffer(layer_units, coefs, intercepts, result.x.dtype)
+
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
         network = self._network(layer_units)
         params = self._params
         if (
@@ -329,28 +398,28 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             # stratified split for classifiers, except for multilabel targets
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = Y if should_stratify else None
-            arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+            stratify = y if should_stratify else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
             split = train_test_split(
                 *arrays,
                 random_state=self._random_state,
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
-            X_train, X_val, Y_train, Y_val = split[:4]
+            X_train, X_val, y_train, y_val = split[:4]
             sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
-            y_val = self._decode_targets(Y_val)
-            X_train = np.ascontiguousarray(X_train)
-            Y_train = np.ascontiguousarray(Y_train)
+            y_val = self._decode_targets(y_val)
+            X_train = _engine_input(X_train, params.dtype)
             best_params = params.copy()
         else:
-            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_train, y_train, sw_train = X, y, sample_weight
             X_val = y_val = sw_val = None
+        Y_train = np.ascontiguousarray(y_train, dtype=params.dtype)
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.intp)
@@ -365,7 +434,8 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         grad = np.empty_like(params)
-        work = network.workspace(batch_size, self.shuffle, params.dtype)
+        gather = self.shuffle and not sp.issparse(X_train)
+        work = network.workspace(batch_size, gather, params.dtype)
         state2 = optimizer.state2
 
         try:
@@ -496,13 +566,13 @@ class _BaseMLP(BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, through the compiled forward pass."""
         if check_input:
-            X = validate_data(self, X, reset=False)
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # numpy's promotion of X @ coef decides the working dtype, as in sklearn:
         # float32 only when both the data and the weights are float32.
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
         if dtype != np.float32:
             dtype = np.float64
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         return self._network(self._layer_units()).predict(X, coefs, intercepts)
@@ -516,7 +586,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -725,6 +795,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self,
             X,
             y,
+            accept_sparse=["csr", "csc"],
             multi_output=True,
             dtype=(np.float64, np.float32),
             reset=reset,
@@ -875,3 +946,227 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, compiled; a drop-in for scikit-learn's.
+
+    Same parameters, defaults, fitted attributes and errors as
+    :class:`sklearn.neural_network.MLPRegressor`, and for the same
+    ``random_state`` the same trained weights (to floating-point rounding).
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'squared_error' is half the squared error; 'poisson' is half the
+        Poisson deviance with an exponential output (log link) and needs
+        ``y >= 0``. Unlike scikit-learn, negative targets with 'poisson' raise
+        a ValueError instead of training to NaN.
+
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function for the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization.
+
+    alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
+shuffle, random_state, tol, verbose, warm_start, momentum, \
+nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
+epsilon, n_iter_no_change, max_fun
+        As in :class:`MLPClassifier`. With early stopping the validation
+        score is R^2.
+
+    Attributes
+    ----------
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        The minimum loss reached during fitting (None with early stopping).
+
+    loss_curve_ : list of shape (`n_iter_`,)
+        The loss at the end of each epoch (stochastic solvers).
+
+    validation_scores_ : list of shape (`n_iter_`,) or None
+        R^2 on the held-out set at each epoch, with early stopping.
+
+    best_validation_score_ : float or None
+        Best validation R^2, with early stopping.
+
+    t_ : int
+        The number of training samples seen by the solver during fitting.
+
+    coefs_ : list of shape (n_layers - 1,)
+        The weight matrix of each layer (views into one packed buffer).
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The bias vector of each layer after the input.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when X has string feature names.
+
+    n_iter_ : int
+        The number of iterations the solver has run.
+
+    n_layers_ : int
+        Number of layers.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : The reference implementation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from cymlp import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(20,), solver="lbfgs",
+    ...                    max_iter=500, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for "
+                "loss='poisson'."
+            )
+        return X, y
+
+    def _decode_targets(self, y):
+        return y
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=r2_score
+        )
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
