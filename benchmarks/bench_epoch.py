@@ -271,6 +271,14 @@ def header():
         f"cymlp {cy_version}",
         f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
     ]
+    if hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+        lines.append(f"load average (1 min) at start: {load:.2f}")
+        if load > 0.5 and threadpool_info is not None and any(
+            lib.get("num_threads", 1) > 1 for lib in threadpool_info()
+        ):
+            lines.append("note: other processes are running; multi-threaded BLAS can slow "
+                         "down badly when cores are busy (--blas-threads 1 is steadier)")
     lines += blas_report()
     if CYMLP_ERROR is not None:
         lines.append(f"WARNING: cymlp is not importable ({CYMLP_ERROR}); timing sklearn "

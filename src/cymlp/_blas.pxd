@@ -6,7 +6,7 @@
 # row-major product C = op(A) op(B) is computed as the column-major product
 # C^T = op(B)^T op(A)^T: swap the operands and the dimensions m and n.
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot
 
 
 cdef inline void gemm(
@@ -27,3 +27,12 @@ cdef inline void gemm(
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb,
               <double*> a, &lda, &beta, c, &ldc)
+
+
+cdef inline double dot(int n, const floating* x, const floating* y) noexcept nogil:
+    """x . y, both contiguous."""
+    cdef int one = 1
+    if floating is float:
+        return sdot(&n, <float*> x, &one, <float*> y, &one)
+    else:
+        return ddot(&n, <double*> x, &one, <double*> y, &one)

@@ -21,7 +21,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.math cimport sqrt, pow
 
-from ._blas cimport gemm
+from ._blas cimport gemm, dot
 from ._kernels cimport (
     IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
     SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON,
@@ -174,11 +174,15 @@ cdef void backward_rows(
             multiply_derivative(act[i], delta[i - 1], rows * u[i], net.hidden_act)
 
 
-cdef inline double sum_squares(const floating* a, Py_ssize_t size) noexcept nogil:
+cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
+    """Squared norm of all coefficient matrices (the L2 penalty), layer by layer
+    through BLAS dot, as sklearn sums np.dot(c, c) over coefs_."""
     cdef Py_ssize_t i
     cdef double s = 0.0
-    for i in range(size):
-        s += <double> a[i] * a[i]
+    cdef const floating* c
+    for i in range(net.n_layers):
+        c = params + net.coef_off[i]
+        s += dot(<int> (net.units[i] * net.units[i + 1]), c, c)
     return s
 
 
@@ -246,9 +250,6 @@ cdef int train_epoch_impl(
     act = t + 3 * L
     sp.indptr = indptr
     sp.indices = indices
-    if opt.alpha != 0:
-        coef_sq = sum_squares(params, n_coefs)
-
     start = 0
     while start < n_samples:
         rows = min(batch_size, n_samples - start)
@@ -285,21 +286,23 @@ cdef int train_epoch_impl(
         forward_rows(net, W, b, act, rows, X, &sp if indptr != NULL else NULL)
         wloss = loss_and_delta(act[L], y_batch, idx, sw_batch, delta[L - 1],
                                rows, n_out, net.loss)
+        if opt.alpha != 0:
+            coef_sq = sum_squares(net, params)
         accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
         backward_rows(net, W, act, delta, grad, rows, X, &sp if indptr != NULL else NULL)
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
-        # intercepts. The step returns the new squared norm for the next loss.
+        # intercepts.
         if opt.kind == ADAM:
             opt.t += 1
             lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double> opt.t))
                     / (1 - pow(opt.beta_1, <double> opt.t)))
-            coef_sq = adam_step(params, grad, state1, state2, n_coefs,
+            adam_step(params, grad, state1, state2, n_coefs,
                                 opt.alpha, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
             adam_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, state2 + n_coefs,
                       n_bias, 0.0, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
         else:
-            coef_sq = sgd_step(params, grad, state1, n_coefs, opt.alpha, sw_sum,
+            sgd_step(params, grad, state1, n_coefs, opt.alpha, sw_sum,
                                opt.lr, opt.momentum, opt.nesterov)
             sgd_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, n_bias,
                      0.0, sw_sum, opt.lr, opt.momentum, opt.nesterov)
@@ -339,7 +342,7 @@ cdef int loss_grad_impl(
     wloss = loss_and_delta(t[4 * L], Y, NULL, sw, t[3 * L - 1], n_samples,
                            net.units[L], net.loss)
     loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
-                             sum_squares(params, net.n_coefs) if alpha != 0 else 0.0)
+                             sum_squares(net, params) if alpha != 0 else 0.0)
     backward_rows(net, t, t + 3 * L, t + 2 * L, grad, n_samples, X,
                   &sp if indptr != NULL else NULL)
     # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
