@@ -565,7 +565,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, through the compiled forward pass."""
-        if check_input:
+        if check_input and not self._is_plain_valid_array(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # numpy's promotion of X @ coef decides the working dtype, as in sklearn:
         # float32 only when both the data and the weights are float32.
@@ -576,6 +576,32 @@ class _BaseMLP(BaseEstimator):
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         return self._network(self._layer_units()).predict(X, coefs, intercepts)
+
+    def _is_plain_valid_array(self, X):
+        """True when X is an ndarray that validate_data would pass through as is.
+
+        validate_data costs tens of microseconds, more than the whole forward
+        pass of a few rows. A float ndarray of the fitted width, with finite
+        values, fitted without feature names, needs none of its conversions
+        and can raise none of its errors or warnings; anything else takes the
+        full validation, so errors stay exactly scikit-learn's.
+        """
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float64, np.float32)
+            and X.shape[0] > 0
+            and X.shape[1] == getattr(self, "n_features_in_", -1)
+            and not hasattr(self, "feature_names_in_")
+            and bool(np.isfinite(X).all())
+        )
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # coefs_ and intercepts_ are views of the packed buffer; pickle would
+        # store the weights twice. The buffer is rebuilt from them at the next fit.
+        state.pop("_params", None)
+        return state
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Score without input validation (validation would drop feature names)."""
