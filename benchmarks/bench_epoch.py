@@ -17,8 +17,8 @@ ratios. Absolute times depend on the machine; read the ratios.
 Two further columns help to interpret a ratio:
 
 * ``GEMM floor``: time of the matrix products of one epoch alone (same
-  shapes, same dtype, same BLAS, contiguous batches, preallocated outputs),
-  timed with numpy. No implementation can train an epoch faster than this.
+  shapes, same dtype, contiguous batches, preallocated outputs),
+  timed with numpy (numpy's BLAS). No implementation can train an epoch faster than this.
   For tiny batches it overstates the floor: each of the ~5 products per batch
   also pays the overhead of a numpy call (about a microsecond).
 * ``max|dcoef|``: largest absolute difference between the two fitted models'
@@ -308,8 +308,8 @@ def print_table(rows, repeats):
     print(f"s/epoch: minimum over {repeats} interleaved repeats of fit time / n_iter_.")
     print("speedup = sklearn / cymlp of those minima; speedup(med) = median of the "
           "per-repeat ratios.")
-    print("GEMM floor: s/epoch of the five matrix products per batch alone (numpy, "
-          "same BLAS); overstated for tiny batches by numpy's per-call overhead.")
+    print("GEMM floor: s/epoch of the five matrix products per batch alone (numpy and "
+          "its BLAS); overstated for tiny batches by numpy's per-call overhead.")
     for r in rows:
         print(f"  {r['name']:<12} {r['desc']}")
         if r["dtypes"]["sklearn"] != r["dtypes"]["cymlp"]:

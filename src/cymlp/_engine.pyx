@@ -610,8 +610,8 @@ cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
     cdef const floating* x = _data_ptr(flat, indptr)
     cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
     cdef const Py_ssize_t* ix = _ptr_or_null(indices)
-    cdef floating[:, ::1] w
-    cdef floating[::1] bias
+    cdef const floating[:, ::1] w      # const: the weights may be read-only
+    cdef const floating[::1] bias      # (e.g. a joblib memmap)
     cdef floating** W = <floating**> malloc(2 * L * sizeof(floating*))
     cdef int status
     if W == NULL:
@@ -621,8 +621,8 @@ cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
         for i in range(L):
             w = coefs[i]
             bias = intercepts[i]
-            W[i] = &w[0, 0]
-            W[L + i] = &bias[0]
+            W[i] = <floating*> &w[0, 0]
+            W[L + i] = <floating*> &bias[0]
         if out.shape[0] == 0:
             return
         with nogil:
