@@ -631,3 +631,80 @@ cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
             raise MemoryError()
     finally:
         free(W)
+
+
+# ----------------------------------------------------------------------------
+# Test hooks: each elementwise kernel, callable on numpy arrays, so the tests
+# can check it against a numpy reference. Not part of the public API. They
+# validate shapes themselves, since tests feed them arbitrary arrays.
+# ----------------------------------------------------------------------------
+
+def _check_same_shape(*arrays):
+    shapes = {tuple(a.shape) for a in arrays if a is not None}
+    if len(shapes) != 1:
+        raise ValueError("shape mismatch: %s" % sorted(shapes))
+
+
+def _kernel_activation(str name, floating[:, ::1] z, const floating[::1] bias):
+    """z = f(z + bias) in place (bias broadcast over rows)."""
+    if bias.shape[0] != z.shape[1]:
+        raise ValueError("bias must have z.shape[1] entries")
+    cdef int act = ACTIVATIONS[name]
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    with nogil:
+        bias_activate(&z[0, 0], &bias[0], z.shape[0], z.shape[1], act)
+
+
+def _kernel_derivative(str name, const floating[::1] a, floating[::1] delta):
+    """delta *= f'(z), written in terms of the activated values a = f(z)."""
+    _check_same_shape(np.asarray(a), np.asarray(delta))
+    cdef int act = ACTIVATIONS[name]
+    if a.shape[0] == 0:
+        return
+    with nogil:
+        multiply_derivative(&a[0], &delta[0], a.shape[0], act)
+
+
+def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,
+                 const floating[::1] sample_weight, floating[:, ::1] delta):
+    """Return sum_i w_i * loss_i and fill delta = (out - y) * w."""
+    _check_same_shape(np.asarray(out), np.asarray(y), np.asarray(delta))
+    if sample_weight is not None and sample_weight.shape[0] != out.shape[0]:
+        raise ValueError("sample_weight must have one entry per row")
+    cdef int code = LOSSES[loss]
+    cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double total
+    if out.shape[0] == 0 or out.shape[1] == 0:
+        return 0.0
+    with nogil:
+        total = loss_and_delta(&out[0, 0], &y[0, 0], NULL, sw, &delta[0, 0],
+                               out.shape[0], out.shape[1], code)
+    return total
+
+
+def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] grad_raw,
+                           floating[::1] state1, floating[::1] state2, double alpha,
+                           double sw_sum, double lr, double momentum=0.9,
+                           bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
+                           double epsilon=1e-8):
+    """One optimizer step over a whole buffer (state2 is adam's second moment).
+
+    For adam, ``lr`` is the bias-corrected rate of this step.
+    """
+    _check_same_shape(np.asarray(params), np.asarray(grad_raw), np.asarray(state1),
+                      None if state2 is None else np.asarray(state2))
+    if kind == "adam" and state2 is None:
+        raise ValueError("adam needs state2")
+    if params.shape[0] == 0:
+        return
+    if kind == "adam":
+        with nogil:
+            adam_step(&params[0], &grad_raw[0], &state1[0], &state2[0], params.shape[0],
+                      alpha, sw_sum, lr, beta_1, beta_2, epsilon)
+    elif kind == "sgd":
+        with nogil:
+            sgd_step(&params[0], &grad_raw[0], &state1[0], params.shape[0],
+                     alpha, sw_sum, lr, momentum, nesterov)
+    else:
+        raise ValueError("unknown optimizer %r" % kind)
