@@ -501,10 +501,16 @@ class _BaseMLP(BaseEstimator):
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
+            # scikit-learn warns and returns as if training had ended. We warn
+            # the same way but let the interrupt through: a Ctrl-C in a grid
+            # search or a script should stop it, not just this one fit. An
+            # epoch is one uninterruptible compiled call, so the weights are
+            # always those at the end of an epoch.
             warnings.warn("Training interrupted by user.")
-
-        if early_stopping:
-            params[...] = best_params
+            raise
+        finally:
+            if early_stopping:
+                params[...] = best_params
 
     def _update_validation(self, X_val, y_val, sw_val):
         """Record the validation score; return True if it is the best so far."""
