@@ -15,7 +15,9 @@ coefficient matrix (row-major, fan_in x fan_out) one after the other, then
 every intercept vector. ``coefs_`` and ``intercepts_`` are views into it.
 """
 import numpy as np
+import scipy.special
 
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -26,6 +28,7 @@ from ._kernels cimport (
     IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
     SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON,
     SGD, ADAM,
+    UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, column_sums,
     sgd_step, adam_step,
 )
@@ -58,6 +61,8 @@ cdef struct Net:
     int hidden_act
     int out_act
     int loss
+    UnaryLoop hidden_vec[2]   # vectorised activation loops: [float, double]
+    UnaryLoop out_vec[2]
 
 
 cdef struct Optimizer:
@@ -129,6 +134,43 @@ cdef void csr_transpose_times_dense(
                 g[k] = g[k] + v * d[k]
 
 
+cdef inline const UnaryLoop* _vec_of(const Net* net, bint hidden, floating dtype_tag) noexcept nogil:
+    cdef int k = 0 if floating is float else 1
+    return &net.hidden_vec[k] if hidden else &net.out_vec[k]
+
+
+# The ufunc whose inner loops implement each activation, exactly as
+# scikit-learn applies it (sklearn.neural_network._base).
+_ACTIVATION_UFUNCS = {
+    TANH: np.tanh, LOGISTIC: scipy.special.expit, EXP: np.exp, SOFTMAX: np.exp,
+}
+
+
+cdef UnaryLoop resolve_loop(int act, char typecode):
+    """The inner loop of the ufunc for `act` taking and giving dtype `typecode`.
+
+    numpy picks the first matching loop of a ufunc's type list; so do we.
+    fn is NULL when there is none (the kernels then use libm).
+    """
+    cdef UnaryLoop found
+    cdef cnp.ufunc uf
+    cdef int i
+    found.fn = NULL
+    found.data = NULL
+    func = _ACTIVATION_UFUNCS.get(act)
+    if func is None or not isinstance(func, np.ufunc):
+        return found
+    uf = func
+    if uf.nin != 1 or uf.nout != 1:
+        return found
+    for i in range(uf.ntypes):
+        if uf.types[2 * i] == typecode and uf.types[2 * i + 1] == typecode:
+            found.fn = <ufunc_loop> uf.functions[i]
+            found.data = uf.data[i]
+            break
+    return found
+
+
 cdef void forward_rows(
     const Net* net, floating** W, floating** b, floating** act, Py_ssize_t rows,
     const floating* sp_data, const SparseRows* sp,
@@ -147,7 +189,8 @@ cdef void forward_rows(
                  <floating> 1, act[i], <int> u[i], W[i], <int> u[i + 1],
                  <floating> 0, act[i + 1], <int> u[i + 1])
         bias_activate(act[i + 1], b[i], rows, u[i + 1],
-                      net.hidden_act if i < L - 1 else net.out_act)
+                      net.hidden_act if i < L - 1 else net.out_act,
+                      _vec_of(net, i < L - 1, <floating> 0))
 
 
 cdef void backward_rows(
@@ -441,6 +484,9 @@ cdef class Network:
         self.net.hidden_act = ACTIVATIONS[activation]
         self.net.out_act = ACTIVATIONS[out_activation]
         self.net.loss = LOSSES[loss]
+        for i, typecode in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
+            self.net.hidden_vec[i] = resolve_loop(self.net.hidden_act, typecode)
+            self.net.out_vec[i] = resolve_loop(self.net.out_act, typecode)
 
     @property
     def n_params(self):
@@ -650,10 +696,11 @@ def _kernel_activation(str name, floating[:, ::1] z, const floating[::1] bias):
     if bias.shape[0] != z.shape[1]:
         raise ValueError("bias must have z.shape[1] entries")
     cdef int act = ACTIVATIONS[name]
+    cdef UnaryLoop vec = resolve_loop(act, cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE)
     if z.shape[0] == 0 or z.shape[1] == 0:
         return
     with nogil:
-        bias_activate(&z[0, 0], &bias[0], z.shape[0], z.shape[1], act)
+        bias_activate(&z[0, 0], &bias[0], z.shape[0], z.shape[1], act, &vec)
 
 
 def _kernel_derivative(str name, const floating[::1] a, floating[::1] delta):
