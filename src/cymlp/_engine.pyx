@@ -22,20 +22,24 @@ from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.math cimport sqrt, pow
+from libc.stdint cimport uint64_t
 
 from ._blas cimport gemm, dot
 from ._kernels cimport (
     IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
+    LEAKY_RELU, ELU, GELU, SILU, SOFTPLUS,
     SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON,
     SGD, ADAM,
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, column_sums,
-    sgd_step, adam_step,
+    sgd_step, adam_step, needs_preactivation, dropout_forward,
 )
 
 ACTIVATIONS = {
     "identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
     "softmax": SOFTMAX, "exp": EXP,
+    "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU, "silu": SILU,
+    "softplus": SOFTPLUS,
 }
 LOSSES = {
     "squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
@@ -61,6 +65,8 @@ cdef struct Net:
     int hidden_act
     int out_act
     int loss
+    double slope              # leaky_relu's negative slope
+    bint keep_pre             # the hidden activation's derivative needs z
     UnaryLoop hidden_vec[2]   # vectorised activation loops: [float, double]
     UnaryLoop out_vec[2]
 
@@ -171,50 +177,89 @@ cdef UnaryLoop resolve_loop(int act, char typecode):
     return found
 
 
+cdef struct Dropout:
+    const double* rate        # L + 1 rates, one per layer (0: no dropout there)
+    uint64_t state            # generator state, advanced as masks are drawn
+
+
+cdef struct Tables:
+    # Pointer tables over the packed parameters and the workspace, for one
+    # precision; a block of void* so one struct serves both (see layer_tables).
+    void** W                  # L coefficient matrices
+    void** b                  # L intercepts
+    void** act                # L + 1 activations; act[0] is the input rows
+    void** delta              # L output deltas: delta[i] belongs to act[i + 1]
+    void** pre                # L + 1 pre-activations (only gelu / silu), or NULL
+    void** inp                # L + 1 GEMM inputs: act[i] or its dropped-out copy
+    void** mask               # L + 1 dropout masks, or NULL
+
+
 cdef void forward_rows(
-    const Net* net, floating** W, floating** b, floating** act, Py_ssize_t rows,
-    const floating* sp_data, const SparseRows* sp,
+    const Net* net, Tables* t, Py_ssize_t rows,
+    const floating* sp_data, const SparseRows* sp, Dropout* drop,
 ) noexcept nogil:
-    """act[i + 1] = f(act[i] @ W[i] + b[i]) for every layer.
+    """act[i + 1] = f(inp[i] @ W[i] + b[i]) for every layer.
 
     The input is act[0] (dense rows), or the CSR minibatch sp when sp != NULL.
+    With drop (training only), hidden layers with a dropout rate also get a
+    mask and a dropped-out copy inp[i + 1], which the next layer reads.
     """
     cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
+    cdef floating** W = <floating**> t.W
+    cdef floating** act = <floating**> t.act
+    cdef floating** inp = <floating**> t.inp
+    cdef bint hidden
     for i in range(L):
+        hidden = i < L - 1
         if i == 0 and sp != NULL:
             csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
         else:
             gemm(False, False, <int> rows, <int> u[i + 1], <int> u[i],
-                 <floating> 1, act[i], <int> u[i], W[i], <int> u[i + 1],
+                 <floating> 1, inp[i], <int> u[i], W[i], <int> u[i + 1],
                  <floating> 0, act[i + 1], <int> u[i + 1])
-        bias_activate(act[i + 1], b[i], rows, u[i + 1],
-                      net.hidden_act if i < L - 1 else net.out_act,
-                      _vec_of(net, i < L - 1, <floating> 0))
+        bias_activate(act[i + 1], <floating*> t.b[i], rows, u[i + 1],
+                      net.hidden_act if hidden else net.out_act,
+                      _vec_of(net, hidden, <floating> 0),
+                      <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
+                      net.slope)
+        if hidden and drop != NULL and drop.rate[i + 1] > 0:
+            dropout_forward(act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
+                            rows * u[i + 1], drop.rate[i + 1], &drop.state)
 
 
 cdef void backward_rows(
-    const Net* net, floating** W, floating** act, floating** delta,
-    floating* grad, Py_ssize_t rows, const floating* sp_data, const SparseRows* sp,
+    const Net* net, Tables* t, floating* grad, Py_ssize_t rows,
+    const floating* sp_data, const SparseRows* sp, const Dropout* drop,
 ) noexcept nogil:
-    """Unscaled gradients from the output delta: grad_W[i] = act[i]^T delta[i],
-    grad_b[i] = column sums of delta[i], delta[i-1] = (delta[i] @ W[i]^T) * f'."""
-    cdef Py_ssize_t i, L = net.n_layers
+    """Unscaled gradients from the output delta: grad_W[i] = inp[i]^T delta[i],
+    grad_b[i] = column sums of delta[i], delta[i-1] = (delta[i] @ W[i]^T) * f'
+    (times the dropout mask of that layer)."""
+    cdef Py_ssize_t i, k, n, L = net.n_layers
     cdef Py_ssize_t* u = net.units
+    cdef floating** delta = <floating**> t.delta
+    cdef floating* mask
     for i in range(L - 1, -1, -1):
         if i == 0 and sp != NULL:
             csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
                                       grad + net.coef_off[0], u[0])
         else:
             gemm(True, False, <int> u[i], <int> u[i + 1], <int> rows,
-                 <floating> 1, act[i], <int> u[i], delta[i], <int> u[i + 1],
+                 <floating> 1, <floating*> t.inp[i], <int> u[i], delta[i], <int> u[i + 1],
                  <floating> 0, grad + net.coef_off[i], <int> u[i + 1])
         column_sums(delta[i], grad + net.bias_off[i], rows, u[i + 1])
         if i > 0:
+            n = rows * u[i]
             gemm(False, True, <int> rows, <int> u[i], <int> u[i + 1],
-                 <floating> 1, delta[i], <int> u[i + 1], W[i], <int> u[i + 1],
+                 <floating> 1, delta[i], <int> u[i + 1], <floating*> t.W[i], <int> u[i + 1],
                  <floating> 0, delta[i - 1], <int> u[i])
-            multiply_derivative(act[i], delta[i - 1], rows * u[i], net.hidden_act)
+            multiply_derivative(<floating*> t.act[i],
+                                <floating*> t.pre[i] if t.pre != NULL else NULL,
+                                delta[i - 1], n, net.hidden_act, net.slope)
+            if drop != NULL and drop.rate[i] > 0:
+                mask = <floating*> t.mask[i]
+                for k in range(n):
+                    delta[i - 1][k] = delta[i - 1][k] * mask[k]
 
 
 cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
@@ -238,21 +283,57 @@ cdef double batch_loss(const Net* net, double weighted_loss, double sw_sum,
     return loss + 0.5 * alpha * coef_sq / sw_sum
 
 
-cdef floating** layer_tables(const Net* net, floating* params, floating* acts,
-                             Py_ssize_t rows) noexcept nogil:
-    """One allocation holding four pointer tables, for minibatches of up to `rows`:
-    W (L), b (L), delta (L) and act (L + 1). act[0] is left for the caller.
-    acts is the workspace: activations then deltas, rows * width each."""
-    cdef Py_ssize_t L = net.n_layers, i
-    cdef floating** t = <floating**> malloc((4 * L + 1) * sizeof(floating*))
-    if t == NULL:
+cdef Py_ssize_t workspace_blocks(const Net* net, bint dropout) noexcept nogil:
+    """Workspace size in units of rows * width: activations, deltas, and the
+    pre-activations and dropout copies and masks when they are needed."""
+    return 2 + (1 if net.keep_pre else 0) + (2 if dropout else 0)
+
+
+cdef void** layer_tables(const Net* net, floating* params, floating* work,
+                         Py_ssize_t rows, const double* rates, Tables* t) noexcept nogil:
+    """Fill t with tables for minibatches of up to `rows` rows over `work`.
+
+    One allocation holds every table (returned, for free()); NULL when out of
+    memory. act[0] and inp[0] (the input rows) are left for the caller.
+    """
+    cdef Py_ssize_t L = net.n_layers, i, block = rows * net.width, off
+    cdef bint dropout = rates != NULL
+    cdef void** blk = <void**> malloc((7 * L + 4) * sizeof(void*))
+    cdef floating* pre_buf = work + 2 * block
+    cdef floating* drop_buf = pre_buf + (block if net.keep_pre else 0)
+    if blk == NULL:
         return NULL
+    t.W = blk
+    t.b = blk + L
+    t.delta = blk + 2 * L
+    t.act = blk + 3 * L
+    t.pre = blk + 4 * L + 1 if net.keep_pre else NULL
+    t.inp = blk + 5 * L + 2
+    t.mask = blk + 6 * L + 3 if dropout else NULL
     for i in range(L):
-        t[i] = params + net.coef_off[i]
-        t[L + i] = params + net.bias_off[i]
-        t[2 * L + i] = acts + rows * (net.width + net.act_off[i + 1])
-        t[3 * L + 1 + i] = acts + rows * net.act_off[i + 1]
-    return t
+        off = rows * net.act_off[i + 1]
+        t.W[i] = params + net.coef_off[i]
+        t.b[i] = params + net.bias_off[i]
+        t.act[i + 1] = work + off
+        t.delta[i] = work + block + off
+        t.inp[i + 1] = work + off
+        if net.keep_pre:
+            t.pre[i + 1] = pre_buf + off
+        if dropout and i < L - 1 and rates[i + 1] > 0:
+            # the next layer reads the dropped-out copy
+            t.inp[i + 1] = drop_buf + off
+            t.mask[i + 1] = drop_buf + block + off
+    if net.keep_pre:
+        t.pre[0] = NULL
+    if dropout:
+        t.mask[0] = NULL
+        t.mask[L] = NULL
+    return blk
+
+
+cdef inline void set_input(Tables* t, floating* x) noexcept nogil:
+    t.act[0] = x
+    t.inp[0] = x
 
 
 cdef int train_epoch_impl(
@@ -261,38 +342,34 @@ cdef int train_epoch_impl(
     const floating* Y, const floating* sw,
     const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
     floating* params, floating* grad, floating* state1, floating* state2,
-    floating* work, double* loss_out,
+    floating* work, Dropout* drop, double* loss_out,
 ) noexcept nogil:
     """One epoch of minibatch training. Returns 0, or -1 if out of memory.
 
     X is dense (indptr == NULL) or the data of a CSR matrix. A minibatch whose
     sample weights sum to zero carries no information: it is skipped (no
     update, no loss), where a division by its weight sum would poison the
-    weights with NaN.
+    weights with NaN. `work` holds the shuffled rows of a dense minibatch
+    first (when order is given), then the layer buffers.
     """
     cdef Py_ssize_t L = net.n_layers, r, start, rows
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef Py_ssize_t n_coefs = net.n_coefs, n_bias = net.n_params - net.n_coefs
     cdef bint gather = order != NULL and indptr == NULL
-    cdef floating* acts = work + (batch_size * n_in if gather else 0)
-    cdef floating** t = layer_tables(net, params, acts, batch_size)
-    cdef floating** W
-    cdef floating** b
-    cdef floating** delta
-    cdef floating** act
+    cdef Tables t
+    cdef void** blk = layer_tables(net, params, work + (batch_size * n_in if gather else 0),
+                                   batch_size, drop.rate if drop != NULL else NULL, &t)
     cdef SparseRows sp
+    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
     cdef const floating* y_batch
     cdef const floating* sw_batch
     cdef const Py_ssize_t* idx
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
-    if t == NULL:
+    if blk == NULL:
         return -1
-    W = t
-    b = t + L
-    delta = t + 2 * L
-    act = t + 3 * L
     sp.indptr = indptr
     sp.indices = indices
+
     start = 0
     while start < n_samples:
         rows = min(batch_size, n_samples - start)
@@ -312,9 +389,9 @@ cdef int train_epoch_impl(
         elif gather:
             for r in range(rows):
                 memcpy(work + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
-            act[0] = work
+            set_input(&t, work)
         else:
-            act[0] = <floating*> X + start * n_in
+            set_input(&t, <floating*> X + start * n_in)
 
         if sw != NULL:
             sw_sum = 0.0
@@ -326,13 +403,13 @@ cdef int train_epoch_impl(
         else:
             sw_sum = rows
 
-        forward_rows(net, W, b, act, rows, X, &sp if indptr != NULL else NULL)
-        wloss = loss_and_delta(act[L], y_batch, idx, sw_batch, delta[L - 1],
-                               rows, n_out, net.loss)
+        forward_rows(net, &t, rows, X, spp, drop)
+        wloss = loss_and_delta(<floating*> t.act[L], y_batch, idx, sw_batch,
+                               <floating*> t.delta[L - 1], rows, n_out, net.loss)
         if opt.alpha != 0:
             coef_sq = sum_squares(net, params)
         accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
-        backward_rows(net, W, act, delta, grad, rows, X, &sp if indptr != NULL else NULL)
+        backward_rows(net, &t, grad, rows, X, spp, drop)
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts.
@@ -341,18 +418,18 @@ cdef int train_epoch_impl(
             lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double> opt.t))
                     / (1 - pow(opt.beta_1, <double> opt.t)))
             adam_step(params, grad, state1, state2, n_coefs,
-                                opt.alpha, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
+                      opt.alpha, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
             adam_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, state2 + n_coefs,
                       n_bias, 0.0, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
         else:
             sgd_step(params, grad, state1, n_coefs, opt.alpha, sw_sum,
-                               opt.lr, opt.momentum, opt.nesterov)
+                     opt.lr, opt.momentum, opt.nesterov)
             sgd_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, n_bias,
                      0.0, sw_sum, opt.lr, opt.momentum, opt.nesterov)
         start += rows
 
     loss_out[0] = accumulated
-    free(t)
+    free(blk)
     return 0
 
 
@@ -362,39 +439,42 @@ cdef int loss_grad_impl(
     const floating* Y, const floating* sw, Py_ssize_t n_samples,
     floating* params, floating* grad, floating* work, double* loss_out,
 ) noexcept nogil:
-    """Loss and its gradient over all rows at once (for lbfgs). 0, or -1 if out of memory."""
+    """Loss over all rows at once and, unless grad is NULL, its gradient (for
+    lbfgs; without grad, the validation loss). 0, or -1 if out of memory."""
     cdef Py_ssize_t L = net.n_layers, i
-    cdef floating** t = layer_tables(net, params, work, n_samples)
+    cdef Tables t
+    cdef void** blk = layer_tables(net, params, work, n_samples, NULL, &t)
     cdef SparseRows sp
+    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
     cdef double sw_sum, wloss
     cdef floating a_ = <floating> alpha, n_
-    if t == NULL:
+    if blk == NULL:
         return -1
     sp.indptr = indptr
     sp.indices = indices
     sp.idx = NULL
     sp.start = 0
-    t[3 * L] = <floating*> X
+    set_input(&t, <floating*> X)
     if sw != NULL:
         sw_sum = 0.0
         for i in range(n_samples):
             sw_sum += sw[i]
     else:
         sw_sum = n_samples
-    forward_rows(net, t, t + L, t + 3 * L, n_samples, X, &sp if indptr != NULL else NULL)
-    wloss = loss_and_delta(t[4 * L], Y, NULL, sw, t[3 * L - 1], n_samples,
-                           net.units[L], net.loss)
+    forward_rows(net, &t, n_samples, X, spp, NULL)
+    wloss = loss_and_delta(<floating*> t.act[L], Y, NULL, sw, <floating*> t.delta[L - 1],
+                           n_samples, net.units[L], net.loss)
     loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
                              sum_squares(net, params) if alpha != 0 else 0.0)
-    backward_rows(net, t, t + 3 * L, t + 2 * L, grad, n_samples, X,
-                  &sp if indptr != NULL else NULL)
-    # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
-    n_ = <floating> sw_sum
-    for i in range(net.n_coefs):
-        grad[i] = (grad[i] + a_ * params[i]) / n_
-    for i in range(net.n_coefs, net.n_params):
-        grad[i] = grad[i] / n_
-    free(t)
+    if grad != NULL:
+        backward_rows(net, &t, grad, n_samples, X, spp, NULL)
+        # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
+        n_ = <floating> sw_sum
+        for i in range(net.n_coefs):
+            grad[i] = (grad[i] + a_ * params[i]) / n_
+        for i in range(net.n_coefs, net.n_params):
+            grad[i] = grad[i] / n_
+    free(blk)
     return 0
 
 
@@ -403,32 +483,38 @@ cdef int predict_impl(
     const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
     Py_ssize_t n_samples, floating* out,
 ) noexcept nogil:
-    """out = forward pass of X, PREDICT_CHUNK rows at a time. 0, or -1 if out of memory."""
+    """out = forward pass of X, PREDICT_CHUNK rows at a time. 0, or -1 if out of memory.
+
+    W and b are the layer tables (the weights need not be one packed buffer).
+    """
     cdef Py_ssize_t L = net.n_layers, i, start, rows
     cdef Py_ssize_t chunk = min(<Py_ssize_t> PREDICT_CHUNK, n_samples)
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
-    cdef floating** act = <floating**> malloc((L + 1) * sizeof(floating*))
-    # hidden layers only: the output layer is written straight into `out`
     cdef floating* buf = <floating*> malloc(
-        max(chunk * (net.width - n_out), 1) * sizeof(floating))
+        max(chunk * net.width * workspace_blocks(net, False), 1) * sizeof(floating))
+    cdef Tables t
+    cdef void** blk = layer_tables(net, <floating*> NULL, buf, chunk, NULL, &t) if buf != NULL else NULL
     cdef SparseRows sp
-    if act == NULL or buf == NULL:
-        free(act); free(buf)
+    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
+    if buf == NULL or blk == NULL:
+        free(buf); free(blk)
         return -1
+    for i in range(L):
+        t.W[i] = W[i]
+        t.b[i] = b[i]
     sp.indptr = indptr
     sp.indices = indices
     sp.idx = NULL
-    for i in range(1, L):
-        act[i] = buf + chunk * net.act_off[i]
     start = 0
     while start < n_samples:
         rows = min(chunk, n_samples - start)
-        act[0] = <floating*> X + start * n_in
-        act[L] = out + start * n_out
+        set_input(&t, <floating*> X + start * n_in)
+        # the output layer is written straight into `out`
+        t.act[L] = out + start * n_out
         sp.start = start
-        forward_rows(net, W, b, act, rows, X, &sp if indptr != NULL else NULL)
+        forward_rows(net, &t, rows, X, spp, NULL)
         start += rows
-    free(act); free(buf)
+    free(blk); free(buf)
     return 0
 
 
@@ -440,11 +526,14 @@ cdef class Network:
     layer_units : sequence of int
         Widths of all layers, input first, output last.
     activation : str
-        Hidden activation: 'identity', 'logistic', 'tanh' or 'relu'.
+        Hidden activation: 'identity', 'logistic', 'tanh', 'relu',
+        'leaky_relu', 'elu', 'gelu', 'silu' or 'softplus'.
     out_activation : str
         Output activation: 'identity', 'logistic', 'softmax' or 'exp'.
     loss : str
         'squared_error', 'log_loss', 'binary_log_loss' or 'poisson'.
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs (>= 0).
 
     Notes
     -----
@@ -453,7 +542,8 @@ cdef class Network:
     cdef Net net
     cdef object _index   # owns units / offsets
 
-    def __cinit__(self, layer_units, str activation, str out_activation, str loss):
+    def __cinit__(self, layer_units, str activation, str out_activation, str loss,
+                  double negative_slope=0.01):
         cdef Py_ssize_t L = len(layer_units) - 1, i
         cdef Py_ssize_t[::1] index
         if L < 1:
@@ -484,6 +574,8 @@ cdef class Network:
         self.net.hidden_act = ACTIVATIONS[activation]
         self.net.out_act = ACTIVATIONS[out_activation]
         self.net.loss = LOSSES[loss]
+        self.net.slope = negative_slope
+        self.net.keep_pre = needs_preactivation(self.net.hidden_act)
         for i, typecode in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
             self.net.hidden_vec[i] = resolve_loop(self.net.hidden_act, typecode)
             self.net.out_vec[i] = resolve_loop(self.net.out_act, typecode)
@@ -507,19 +599,21 @@ cdef class Network:
                       for i in range(self.net.n_layers)]
         return coefs, intercepts
 
-    def workspace(self, Py_ssize_t batch_size, bint gather, dtype):
+    def workspace(self, Py_ssize_t batch_size, bint gather, dtype, bint dropout=False):
         """Scratch memory for minibatches of up to ``batch_size`` rows.
 
-        Activations and deltas of every layer, and with ``gather`` room to
-        collect the rows of a shuffled dense minibatch.
+        Activations and deltas of every layer (and pre-activations, dropout
+        copies and masks where needed), and with ``gather`` room to collect
+        the rows of a shuffled dense minibatch.
         """
-        cdef Py_ssize_t size = 2 * batch_size * self.net.width
+        cdef Py_ssize_t size = (workspace_blocks(&self.net, dropout)
+                                * batch_size * self.net.width)
         if gather:
             size += batch_size * self.net.units[0]
         return np.empty(size, dtype=dtype)
 
     def train_epoch(self, X, Y, sample_weight, order, Py_ssize_t batch_size,
-                    params, grad, state1, state2, work, dict optimizer):
+                    params, grad, state1, state2, work, dict optimizer, dropout=None):
         """Train one epoch in place; return (sum over minibatches of loss * rows, adam t).
 
         Parameters
@@ -537,20 +631,30 @@ cdef class Network:
         optimizer : dict
             kind ('sgd' or 'adam'), alpha, lr, momentum, nesterov, beta_1,
             beta_2, epsilon, t.
+        dropout : (rates, seed) or None
+            rates: float64 array of n_layers + 1 dropout rates in [0, 1), one
+            per layer (only hidden layers' are used); seed: int in [0, 2**64).
+            ``work`` must then come from ``workspace(..., dropout=True)``.
         """
         data, indptr, indices = _split_input(X)
+        if dropout is not None:
+            rates = np.ascontiguousarray(dropout[0], dtype=np.float64)
+            if rates.shape != (self.net.n_layers + 1,):
+                raise ValueError("dropout rates: one per layer")
+            dropout = (rates, int(dropout[1]))
         if data.dtype == np.float32:
             return _train_epoch[float](self, data, indptr, indices, Y, sample_weight,
                                        order, batch_size, params, grad, state1, state2,
-                                       work, optimizer)
+                                       work, optimizer, dropout)
         return _train_epoch[double](self, data, indptr, indices, Y, sample_weight,
                                     order, batch_size, params, grad, state1, state2,
-                                    work, optimizer)
+                                    work, optimizer, dropout)
 
     def loss_grad(self, X, Y, sample_weight, params, grad, work, double alpha):
         """Loss over all rows, with its gradient written into ``grad`` (for lbfgs).
 
-        ``work`` comes from :meth:`workspace` with batch_size = n_samples, no gather.
+        With ``grad=None``, the loss only (a validation loss). ``work`` comes
+        from :meth:`workspace` with batch_size = n_samples, no gather.
         """
         data, indptr, indices = _split_input(X)
         if data.dtype == np.float32:
@@ -600,8 +704,11 @@ cdef _train_epoch(Network self, data, const Py_ssize_t[::1] indptr,
                   const floating[::1] sample_weight, const Py_ssize_t[::1] order,
                   Py_ssize_t batch_size, floating[::1] params, floating[::1] grad,
                   floating[::1] state1, floating[::1] state2, floating[::1] work,
-                  dict optimizer):
+                  dict optimizer, dropout):
     cdef Optimizer opt
+    cdef Dropout drop
+    cdef Dropout* drop_p = NULL
+    cdef const double[::1] rates
     cdef double loss_sum = 0.0
     cdef int status
     cdef const floating[::1] flat = np.ravel(data)   # a view: data is C-contiguous
@@ -620,10 +727,15 @@ cdef _train_epoch(Network self, data, const Py_ssize_t[::1] indptr,
     opt.beta_2 = optimizer["beta_2"]
     opt.epsilon = optimizer["epsilon"]
     opt.t = optimizer["t"]
+    if dropout is not None:
+        rates = dropout[0]
+        drop.rate = &rates[0]
+        drop.state = <uint64_t> dropout[1]
+        drop_p = &drop
     with nogil:
         status = train_epoch_impl(
             &self.net, &opt, x, ip, ix, &Y[0, 0], sw, order_p, Y.shape[0], batch_size,
-            &params[0], &grad[0], &state1[0], s2, &work[0], &loss_sum)
+            &params[0], &grad[0], &state1[0], s2, &work[0], drop_p, &loss_sum)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss_sum, opt.t
@@ -640,9 +752,10 @@ cdef _loss_grad(Network self, data, const Py_ssize_t[::1] indptr,
     cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
     cdef const Py_ssize_t* ix = _ptr_or_null(indices)
     cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef floating* g = &grad[0] if grad is not None else NULL
     with nogil:
         status = loss_grad_impl(&self.net, alpha, x, ip, ix, &Y[0, 0], sw, Y.shape[0],
-                                &params[0], &grad[0], &work[0], &loss)
+                                &params[0], g, &work[0], &loss)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss
@@ -691,7 +804,8 @@ def _check_same_shape(*arrays):
         raise ValueError("shape mismatch: %s" % sorted(shapes))
 
 
-def _kernel_activation(str name, floating[:, ::1] z, const floating[::1] bias):
+def _kernel_activation(str name, floating[:, ::1] z, const floating[::1] bias,
+                       double negative_slope=0.01):
     """z = f(z + bias) in place (bias broadcast over rows)."""
     if bias.shape[0] != z.shape[1]:
         raise ValueError("bias must have z.shape[1] entries")
@@ -700,17 +814,23 @@ def _kernel_activation(str name, floating[:, ::1] z, const floating[::1] bias):
     if z.shape[0] == 0 or z.shape[1] == 0:
         return
     with nogil:
-        bias_activate(&z[0, 0], &bias[0], z.shape[0], z.shape[1], act, &vec)
+        bias_activate(&z[0, 0], &bias[0], z.shape[0], z.shape[1], act, &vec, NULL,
+                      negative_slope)
 
 
-def _kernel_derivative(str name, const floating[::1] a, floating[::1] delta):
-    """delta *= f'(z), written in terms of the activated values a = f(z)."""
-    _check_same_shape(np.asarray(a), np.asarray(delta))
+def _kernel_derivative(str name, const floating[::1] a, floating[::1] delta,
+                       const floating[::1] z=None, double negative_slope=0.01):
+    """delta *= f'(z), from the activated values a = f(z) (and z itself for
+    'gelu' and 'silu', which need it)."""
+    _check_same_shape(np.asarray(a), np.asarray(delta), None if z is None else np.asarray(z))
     cdef int act = ACTIVATIONS[name]
+    if needs_preactivation(act) and z is None:
+        raise ValueError("%s needs the pre-activations z" % name)
     if a.shape[0] == 0:
         return
+    cdef const floating* zp = &z[0] if z is not None else NULL
     with nogil:
-        multiply_derivative(&a[0], &delta[0], a.shape[0], act)
+        multiply_derivative(&a[0], zp, &delta[0], a.shape[0], act, negative_slope)
 
 
 def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,

@@ -10,7 +10,8 @@
 # as (A^T delta + alpha W) / sw_sum), so that the same seed gives the same
 # weights to rounding.
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf, log, logf, sqrt, sqrtf, fabs
+from libc.math cimport exp, expf, expm1, tanh, tanhf, log, logf, log1p, erf, sqrt, fabs, M_SQRT1_2
+from libc.stdint cimport uint64_t
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 
 # Activation codes; the estimator maps names to these (see _engine.ACTIVATIONS).
@@ -21,6 +22,12 @@ cdef enum:
     RELU = 3
     SOFTMAX = 4
     EXP = 5
+    # beyond scikit-learn (hidden layers only)
+    LEAKY_RELU = 6
+    ELU = 7
+    GELU = 8          # exact: z * Phi(z)
+    SILU = 9
+    SOFTPLUS = 10
 
 # Loss codes.
 cdef enum:
@@ -96,17 +103,47 @@ cdef inline void add_bias(floating* z, const floating* bias,
             z[i * cols + j] = z[i * cols + j] + bias[j]
 
 
+cdef inline bint needs_preactivation(int act) noexcept nogil:
+    """Whether f'(z) cannot be written in terms of f(z), so z must be kept."""
+    return act == GELU or act == SILU
+
+
+cdef inline double _sigmoid(double z) noexcept nogil:
+    return 1 / (1 + exp(-z))
+
+
+cdef inline void activate_extra(floating* z, Py_ssize_t n, int act, double slope) noexcept nogil:
+    """The activations scikit-learn does not have, elementwise in place."""
+    cdef Py_ssize_t i
+    cdef double v
+    for i in range(n):
+        v = z[i]
+        if act == LEAKY_RELU:
+            z[i] = <floating> (v if v > 0 else slope * v)
+        elif act == ELU:
+            z[i] = <floating> (v if v > 0 else expm1(v))
+        elif act == GELU:
+            z[i] = <floating> (0.5 * v * (1 + erf(v * M_SQRT1_2)))
+        elif act == SILU:
+            z[i] = <floating> (v * _sigmoid(v))
+        elif act == SOFTPLUS:
+            # log(1 + e^v) without overflow
+            z[i] = <floating> ((v if v > 0 else 0) + log1p(exp(-fabs(v))))
+
+
 cdef inline void bias_activate(
     floating* z,              # INOUT rows x cols: X @ W on entry, f(X @ W + b) on exit
     const floating* bias,     # IN    cols
     Py_ssize_t rows, Py_ssize_t cols, int act,
     const UnaryLoop* vec,     # IN    ufunc loop for tanh / logistic / exp, or fn NULL
+    floating* pre,            # OUT   X @ W + b before the activation, or NULL
+    double slope,             # IN    negative slope of leaky_relu
 ) noexcept nogil:
     """Add the bias and apply the activation (softmax: row-wise)."""
     cdef Py_ssize_t i, j, n = rows * cols
     cdef floating* row
     cdef floating v, vmax, total
-    if act == RELU:
+    if act == RELU and pre == NULL:
         for i in range(rows):
             row = z + i * cols
             for j in range(cols):
@@ -114,6 +151,16 @@ cdef inline void bias_activate(
                 row[j] = v if v > 0 else 0
         return
     add_bias(z, bias, rows, cols)
+    if pre != NULL:
+        for i in range(n):
+            pre[i] = z[i]
+    if act == RELU:
+        for i in range(n):
+            z[i] = z[i] if z[i] > 0 else 0
+        return
+    if act >= LEAKY_RELU:
+        activate_extra(z, n, act, slope)
+        return
     if act == SOFTMAX:
         # as sklearn: exp(z - rowmax) / rowsum, with exp over the whole block
         for i in range(rows):
@@ -152,12 +199,36 @@ cdef inline void bias_activate(
 
 cdef inline void multiply_derivative(
     const floating* a,        # IN    activated values f(z) of the layer
+    const floating* z,        # IN    pre-activations (GELU, SILU only; else unused)
     floating* delta,          # INOUT backpropagated error, times f'(z) on exit
-    Py_ssize_t size, int act,
+    Py_ssize_t size, int act, double slope,
 ) noexcept nogil:
-    """delta *= f'(z), with f'(z) written in terms of a = f(z)."""
+    """delta *= f'(z), written in terms of a = f(z) where the activation allows."""
     cdef Py_ssize_t i
-    if act == RELU:
+    cdef double s, v
+    if act == LEAKY_RELU:
+        # slope >= 0, so a > 0 exactly when z > 0
+        for i in range(size):
+            delta[i] = delta[i] if a[i] > 0 else <floating> (slope * delta[i])
+    elif act == ELU:
+        for i in range(size):
+            delta[i] = delta[i] if a[i] > 0 else delta[i] * (a[i] + 1)
+    elif act == SOFTPLUS:
+        # f' = sigmoid(z) = 1 - exp(-f(z))
+        for i in range(size):
+            delta[i] = <floating> (delta[i] * -expm1(-<double> a[i]))
+    elif act == GELU:
+        # Phi(z) + z phi(z)
+        for i in range(size):
+            v = z[i]
+            s = 0.5 * (1 + erf(v * M_SQRT1_2)) + v * exp(-0.5 * v * v) * 0.3989422804014327
+            delta[i] = <floating> (delta[i] * s)
+    elif act == SILU:
+        for i in range(size):
+            v = z[i]
+            s = _sigmoid(v)
+            delta[i] = <floating> (delta[i] * s * (1 + v * (1 - s)))
+    elif act == RELU:
         # a select, not a branch: the compiler vectorises it, and the sign
         # pattern of a ReLU layer would defeat any branch predictor
         for i in range(size):
@@ -297,3 +368,33 @@ cdef inline void adam_step(
     else:
         cymlp_adam_step_d(w, g_raw, m, v, size, alpha, 1.0 / sw_sum, beta_1, 1 - beta_1,
                           beta_2, 1 - beta_2, epsilon, lr_t)
+
+
+# ----------------------------------------------------------------------------
+# Dropout: a counter-based generator (splitmix64), seeded once per epoch from
+# the estimator's RandomState, so that fits are reproducible.
+# ----------------------------------------------------------------------------
+
+cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
+    cdef uint64_t z
+    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef inline void dropout_forward(
+    const floating* a,         # IN  activations of a hidden layer
+    floating* dropped,         # OUT a * mask
+    floating* mask,            # OUT 0 (dropped) or 1 / (1 - rate) (kept)
+    Py_ssize_t size, double rate, uint64_t* state,
+) noexcept nogil:
+    """Inverted dropout: zero each unit with probability rate, scale the rest."""
+    cdef Py_ssize_t i
+    cdef floating keep = <floating> (1.0 / (1.0 - rate))
+    cdef double u
+    for i in range(size):
+        u = (splitmix64(state) >> 11) * (1.0 / 9007199254740992.0)
+        mask[i] = keep if u >= rate else 0
+        dropped[i] = a[i] * mask[i]
