@@ -1,13 +1,23 @@
 """cymlp: scikit-learn's multi-layer perceptron, compiled.
 
-``cymlp.MLPClassifier`` is a drop-in replacement for
-:class:`sklearn.neural_network.MLPClassifier`: the same parameters, attributes,
-errors and, for the same ``random_state``, the same trained weights. Training
-runs a whole epoch per compiled call, without the GIL.
+``cymlp.MLPClassifier`` and ``cymlp.MLPRegressor`` are drop-in replacements
+for scikit-learn's: the same parameters, attributes, errors and, for the same
+``random_state``, the same trained weights. Training runs a whole epoch per
+compiled call, without the GIL. Options scikit-learn lacks (more activations,
+dropout, class_weight, a validation set of your own, validation loss curves,
+callbacks) are off by default.
 """
 
+from ._callbacks import ProgressBar
+from ._display import TrainingCurveDisplay
 from ._estimators import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "ProgressBar",
+    "TrainingCurveDisplay",
+    "__version__",
+]

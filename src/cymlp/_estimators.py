@@ -24,7 +24,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 # Private scikit-learn imports, each because no public API does the same job:
 # - _fit_context validates the parameters once per fit (honouring
@@ -53,6 +54,50 @@ def _engine_input(X, dtype):
     if sp.issparse(X):
         return X.tocsr().astype(dtype, copy=False)
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _as_callback_list(callbacks):
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    return list(callbacks)
+
+
+def _callbacks_say_stop(callbacks, est):
+    """Call every callback after an epoch; True if any of them asks to stop."""
+    if not callbacks:
+        return False
+    info = {
+        "epoch": est.n_iter_,
+        "loss": est.loss_,
+        "validation_score": (est.validation_scores_ or [None])[-1]
+        if getattr(est, "validation_scores_", None) is not None
+        else None,
+        "validation_loss": (est.validation_loss_curve_ or [None])[-1]
+        if getattr(est, "validation_loss_curve_", None) is not None
+        else None,
+        "estimator": est,
+    }
+    stop = False
+    for callback in callbacks:
+        stop = bool(callback(info)) or stop
+    return stop
+
+
+class _ValidationLoss:
+    """The loss of the current weights on the validation set, L2 term included."""
+
+    def __init__(self, network, X_val, Y_val, sw_val, dtype):
+        self.network = network
+        self.X = _engine_input(X_val, dtype)
+        self.Y = np.ascontiguousarray(Y_val, dtype=dtype).reshape(self.X.shape[0], -1)
+        self.sw = None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype)
+        self.work = network.workspace(self.X.shape[0], False, dtype)
+
+    def __call__(self, params, alpha):
+        return float(self.network.loss_grad(self.X, self.Y, self.sw, params, None,
+                                            self.work, alpha))
 
 
 class _Optimizer:
@@ -118,7 +163,12 @@ class _BaseMLP(BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [
+            StrOptions(
+                {"identity", "logistic", "tanh", "relu"}
+                | {"leaky_relu", "elu", "gelu", "silu", "softplus"}
+            )
+        ],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -146,6 +196,10 @@ class _BaseMLP(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        # beyond scikit-learn
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "callbacks": [None, callable, list, tuple],
     }
 
     def __init__(
@@ -174,6 +228,9 @@ class _BaseMLP(BaseEstimator):
         epsilon,
         n_iter_no_change,
         max_fun,
+        negative_slope,
+        dropout,
+        callbacks,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -199,6 +256,9 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.negative_slope = negative_slope
+        self.dropout = dropout
+        self.callbacks = callbacks
 
     # ------------------------------------------------------------------
     # The network
@@ -210,7 +270,13 @@ class _BaseMLP(BaseEstimator):
         return self.loss
 
     def _network(self, layer_units):
-        return Network(layer_units, self.activation, self.out_activation_, self._loss_name())
+        return Network(
+            layer_units,
+            self.activation,
+            self.out_activation_,
+            self._loss_name(),
+            negative_slope=float(self.negative_slope),
+        )
 
     def _layer_units(self):
         return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
@@ -247,11 +313,13 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
     def _set_params_buffer(self, layer_units, coefs, intercepts, dtype):
@@ -272,7 +340,16 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     # Fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        incremental=False,
+        X_val=None,
+        y_val=None,
+        sample_weight_val=None,
+    ):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -281,12 +358,26 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
+        dropout = self._dropout_rates(len(hidden_layer_sizes))
+        if X_val is not None or y_val is not None or sample_weight_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("X_val and y_val must be given together.")
+            if not self.early_stopping:
+                raise ValueError(
+                    "X_val and y_val are used for early stopping only: set "
+                    "early_stopping=True to use them."
+                )
+
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = self._apply_class_weight(y, sample_weight, incremental)
+        validation = None
+        if X_val is not None:
+            validation = self._user_validation_set(X_val, y_val, sample_weight_val, X.dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         n_features = X.shape[1]
@@ -313,7 +404,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight, layer_units)
         else:
-            self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+            self._fit_stochastic(
+                X, y, sample_weight, layer_units, incremental, dropout, validation
+            )
 
         if not np.isfinite(self._params).all():
             raise ValueError(
@@ -321,6 +414,46 @@ class _BaseMLP(BaseEstimator):
                 " contain large values and need to be preprocessed."
             )
         return self
+
+    def _dropout_rates(self, n_hidden):
+        """Dropout rate of every layer (input and output 0), or None without dropout."""
+        rates = np.asarray(self.dropout, dtype=np.float64)
+        if rates.ndim == 0:
+            rates = np.full(n_hidden, float(rates))
+        elif rates.shape != (n_hidden,):
+            raise ValueError(
+                "dropout must be a float or have one rate per hidden layer "
+                "(%d), got %d." % (n_hidden, rates.size)
+            )
+        if not np.all((rates >= 0) & (rates < 1)):
+            raise ValueError("dropout rates must be in [0, 1), got %s." % rates)
+        if not np.any(rates > 0):
+            return None
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "dropout needs a stochastic solver ('sgd' or 'adam'); lbfgs "
+                "minimises a deterministic full-batch loss."
+            )
+        return np.concatenate([[0.0], rates, [0.0]])
+
+    def _apply_class_weight(self, y, sample_weight, incremental):
+        """Hook for MLPClassifier's class_weight; regressors have none."""
+        return sample_weight
+
+    def _user_validation_set(self, X_val, y_val, sample_weight_val, dtype):
+        """Validate a user's validation set like the training data."""
+        X_val = validate_data(
+            self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False
+        )
+        y_val = self._validate_validation_targets(y_val)
+        if y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(
+                "X_val and y_val have different numbers of samples: %d and %d."
+                % (X_val.shape[0], y_val.shape[0])
+            )
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
+        return X_val, y_val, sample_weight_val
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         """Minimise the full-data loss with scipy's L-BFGS-B.
@@ -341,25 +474,30 @@ class _BaseMLP(BaseEstimator):
             # scipy may keep the gradient it was given: hand over a copy
             return loss, grad.copy()
 
-        def report(intermediate_result):
-            self._lbfgs_iter += 1
-            print(
-                "Iteration %d, loss = %.8f"
-                % (self._lbfgs_iter, intermediate_result.fun)
-            )
+        callbacks = _as_callback_list(self.callbacks)
+        iteration = 0
 
-        self._lbfgs_iter = 0
+        def after_iteration(intermediate_result):
+            nonlocal iteration
+            iteration += 1
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (iteration, intermediate_result.fun))
+            # what the callbacks see, as after a stochastic epoch
+            self.n_iter_, self.loss_ = iteration, intermediate_result.fun
+            if _callbacks_say_stop(callbacks, self):
+                raise StopIteration  # scipy ends the minimisation there
+
         result = scipy.optimize.minimize(
             loss_grad,
             params,
             method="L-BFGS-B",
             jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            callback=report if self.verbose else None,
+            callback=after_iteration if self.verbose or callbacks else None,
         )
-        del self._lbfgs_iter
         self.n_iter_ = min(result.nit, self.max_iter)
-        if result.status != 0:
+        stopped_by_callback = result.status == 99  # StopIteration from a callback
+        if result.status != 0 and not stopped_by_callback:
             msg = (
                 "lbfgs failed to converge after %d iteration(s) (status=%d):\n%s\n"
                 % (self.n_iter_, result.status, result.message)
@@ -381,7 +519,9 @@ class _BaseMLP(BaseEstimator):
         coefs, intercepts = network.views(result.x)
         self._set_params_buffer(layer_units, coefs, intercepts, result.x.dtype)
 
-    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
+    def _fit_stochastic(
+        self, X, y, sample_weight, layer_units, incremental, dropout, validation
+    ):
         network = self._network(layer_units)
         params = self._params
         if (
@@ -395,7 +535,12 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        if early_stopping:
+        if early_stopping and validation is not None:
+            # the user's validation set: all of X trains
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val, y_val, sw_val = validation
+            Y_val = self._encode_targets(y_val)
+        elif early_stopping:
             # stratified split for classifiers, except for multilabel targets
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = y if should_stratify else None
@@ -406,19 +551,20 @@ class _BaseMLP(BaseEstimator):
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
-            X_train, X_val, y_train, y_val = split[:4]
+            X_train, X_val, y_train, Y_val = split[:4]
             sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
-            y_val = self._decode_targets(y_val)
+            y_val = self._decode_targets(Y_val)
             X_train = _engine_input(X_train, params.dtype)
-            best_params = params.copy()
         else:
             X_train, y_train, sw_train = X, y, sample_weight
-            X_val = y_val = sw_val = None
+        if early_stopping:
+            best_params = params.copy()
+            val_loss = _ValidationLoss(network, X_val, Y_val, sw_val, params.dtype)
         Y_train = np.ascontiguousarray(y_train, dtype=params.dtype)
 
         n_samples = X_train.shape[0]
@@ -435,8 +581,9 @@ class _BaseMLP(BaseEstimator):
 
         grad = np.empty_like(params)
         gather = self.shuffle and not sp.issparse(X_train)
-        work = network.workspace(batch_size, gather, params.dtype)
+        work = network.workspace(batch_size, gather, params.dtype, dropout is not None)
         state2 = optimizer.state2
+        callbacks = _as_callback_list(self.callbacks)
 
         try:
             self.n_iter_ = 0
@@ -445,6 +592,10 @@ class _BaseMLP(BaseEstimator):
                     # The same RandomState call as scikit-learn, so the same seed
                     # visits the rows in the same order.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                if dropout is not None:
+                    # one draw per epoch seeds the masks (only with dropout, so
+                    # the default keeps scikit-learn's random stream)
+                    seed = int(self._random_state.randint(0, 2**63 - 1, dtype=np.int64))
                 loss_sum, optimizer.t = network.train_epoch(
                     X_train,
                     Y_train,
@@ -457,6 +608,7 @@ class _BaseMLP(BaseEstimator):
                     state2,
                     work,
                     optimizer.engine_args(self),
+                    None if dropout is None else (dropout, seed),
                 )
                 self.n_iter_ += 1
                 self.loss_ = params.dtype.type(loss_sum / n_samples)
@@ -466,12 +618,17 @@ class _BaseMLP(BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
                 if early_stopping:
-                    if self._update_validation(X_val, y_val, sw_val):
+                    if self._update_validation(X_val, y_val, sw_val, val_loss, params):
                         best_params[...] = params
                 else:
                     self._update_training_loss()
 
                 optimizer.iteration_ends(self.t_)
+
+                if _callbacks_say_stop(callbacks, self):
+                    if self.verbose:
+                        print("A callback asked to stop. Stopping.")
+                    break
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -512,12 +669,15 @@ class _BaseMLP(BaseEstimator):
             if early_stopping:
                 params[...] = best_params
 
-    def _update_validation(self, X_val, y_val, sw_val):
-        """Record the validation score; return True if it is the best so far."""
+    def _update_validation(self, X_val, y_val, sw_val, val_loss, params):
+        """Record the validation score and loss; True if the score is the best yet."""
         score = self._score(X_val, y_val, sample_weight=sw_val)
         self.validation_scores_.append(score)
+        self.validation_loss_curve_.append(val_loss(params, float(self.alpha)))
         if self.verbose:
             print("Validation score: %f" % score)
+            if self.verbose >= 2:
+                print("Validation loss: %.8f" % self.validation_loss_curve_[-1])
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
@@ -536,12 +696,13 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
 
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
@@ -551,12 +712,33 @@ class _BaseMLP(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
 
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set for early stopping, used instead of setting aside
+            ``validation_fraction`` of X (all of X then trains). Needs
+            ``early_stopping=True``. In a Pipeline, let the pipeline transform
+            it like X: ``Pipeline(..., transform_input=["X_val"])`` with
+            metadata routing enabled.
+
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Targets of ``X_val``.
+
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Sample weights of ``X_val``, for the validation score and loss.
+
         Returns
         -------
         self : object
             Returns a trained MLP model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=False,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -704,6 +886,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     max_fun : int, default=15000
         Maximum number of loss function calls, for solver='lbfgs'.
 
+    negative_slope : float, default=0.01
+        Slope of ``activation='leaky_relu'`` for negative inputs. Not in
+        scikit-learn.
+
+    dropout : float or array-like of shape (n_layers - 2,), default=0.0
+        Inverted dropout during training with the stochastic solvers: each
+        hidden unit is zeroed with this probability (one rate for all hidden
+        layers, or one per hidden layer) and the others scaled by
+        1 / (1 - rate). Masks are drawn from a generator seeded by
+        ``random_state`` once per epoch, so fits are reproducible. Prediction
+        never drops. Not in scikit-learn; 0 keeps its results exactly.
+
+    callbacks : callable or list of callables, default=None
+        Called after every epoch (every lbfgs iteration) with a dict holding
+        ``epoch``, ``loss``, ``validation_score``, ``validation_loss`` and
+        ``estimator``. Training stops when one returns True (no
+        ConvergenceWarning then). See :class:`cymlp.ProgressBar`. Not in
+        scikit-learn.
+
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``: a dict
+        ``{class_label: weight}``, or 'balanced' for
+        ``n_samples / (n_classes * np.bincount(y))``. Single-output targets
+        only; 'balanced' is refused by partial_fit (the frequencies of one
+        batch are not those of the data). Not in scikit-learn.
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -723,6 +931,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     best_validation_score_ : float or None
         Best validation accuracy, with early stopping.
+
+    validation_loss_curve_ : list of shape (`n_iter_`,) or None
+        The loss (L2 term included) on the held-out set at each epoch, with
+        early stopping. Not in scikit-learn.
 
     t_ : int
         The number of training samples seen by the solver during fitting.
@@ -794,6 +1006,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        negative_slope=0.01,
+        dropout=0.0,
+        callbacks=None,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -820,7 +1036,51 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            callbacks=callbacks,
         )
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def _apply_class_weight(self, y, sample_weight, incremental):
+        """Fold class_weight into the sample weights (multiplicatively)."""
+        if self.class_weight is None:
+            return sample_weight
+        if y.ndim == 2 and y.shape[1] > 1 and self._label_binarizer.y_type_ != "multiclass":
+            raise ValueError("class_weight is not supported for multilabel targets.")
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: the "
+                "class frequencies of one batch are not those of the data. Use "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y) on (a large sample of) the full targets "
+                "and pass the resulting dict as class_weight."
+            )
+        labels = self._label_binarizer.inverse_transform(y)
+        weights = compute_sample_weight(self.class_weight, labels)
+        if sample_weight is None:
+            return weights
+        return sample_weight * weights
+
+    def _validate_validation_targets(self, y_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=None, input_name="y_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                "y_val has classes not seen in y: %s (classes_ is %s)."
+                % (unknown, self.classes_)
+            )
+        return y_val
+
+    def _encode_targets(self, y):
+        return self._label_binarizer.transform(y).astype(bool)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -1007,7 +1267,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, \
 nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
-epsilon, n_iter_no_change, max_fun
+epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
         As in :class:`MLPClassifier`. With early stopping the validation
         score is R^2.
 
@@ -1027,6 +1287,9 @@ epsilon, n_iter_no_change, max_fun
 
     best_validation_score_ : float or None
         Best validation R^2, with early stopping.
+
+    validation_loss_curve_ : list of shape (`n_iter_`,) or None
+        The loss on the held-out set at each epoch, with early stopping.
 
     t_ : int
         The number of training samples seen by the solver during fitting.
@@ -1102,6 +1365,9 @@ epsilon, n_iter_no_change, max_fun
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        negative_slope=0.01,
+        dropout=0.0,
+        callbacks=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1128,6 +1394,9 @@ epsilon, n_iter_no_change, max_fun
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            callbacks=callbacks,
         )
 
     def _validate_input(self, X, y, incremental, reset):
@@ -1152,6 +1421,17 @@ epsilon, n_iter_no_change, max_fun
 
     def _decode_targets(self, y):
         return y
+
+    def _validate_validation_targets(self, y_val):
+        y_val = check_array(
+            y_val, ensure_2d=False, dtype="numeric", input_name="y_val"
+        )
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        return y_val
+
+    def _encode_targets(self, y):
+        return y.reshape(y.shape[0], -1)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
