@@ -24,7 +24,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 # Private scikit-learn imports, each because no public API does the same job:
@@ -908,9 +908,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight``: a dict
         ``{class_label: weight}``, or 'balanced' for
-        ``n_samples / (n_classes * np.bincount(y))``. Single-output targets
-        only; 'balanced' is refused by partial_fit (the frequencies of one
-        batch are not those of the data). Not in scikit-learn.
+        ``n_samples / (n_classes * np.bincount(y))`` (counting each sample by
+        its sample_weight). For multilabel targets, 'balanced' weighs each
+        label as a binary output, or pass a list of ``{0: w, 1: w}`` dicts,
+        one per label, as :func:`sklearn.utils.class_weight.compute_sample_weight`
+        takes them. 'balanced' is refused by partial_fit (the class
+        frequencies of one batch are not those of the data). Not in
+        scikit-learn.
 
     Attributes
     ----------
@@ -1051,8 +1055,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Fold class_weight into the sample weights (multiplicatively)."""
         if self.class_weight is None:
             return sample_weight
-        if y.ndim == 2 and y.shape[1] > 1 and self._label_binarizer.y_type_ != "multiclass":
-            raise ValueError("class_weight is not supported for multilabel targets.")
         if incremental and self.class_weight == "balanced":
             raise ValueError(
                 "class_weight 'balanced' is not supported for partial_fit: the "
@@ -1061,8 +1063,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 "classes=classes, y=y) on (a large sample of) the full targets "
                 "and pass the resulting dict as class_weight."
             )
-        labels = self._label_binarizer.inverse_transform(y)
-        weights = compute_sample_weight(self.class_weight, labels)
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            # each label a binary output, weighted as sklearn weighs multi-output
+            # targets: 'balanced' per label, or a list of {0: w0, 1: w1} dicts
+            weights = compute_sample_weight(self.class_weight, y.astype(int))
+        else:
+            labels = self._label_binarizer.inverse_transform(y)
+            classes, index = np.unique(labels, return_inverse=True)
+            # 'balanced' counts each sample by its weight, so that weights and
+            # repeated samples stay equivalent
+            with np.errstate(divide="ignore"):
+                per_class = compute_class_weight(
+                    self.class_weight, classes=classes, y=labels,
+                    sample_weight=sample_weight,
+                )
+            # a class whose samples all weigh 0 gets an infinite 'balanced'
+            # weight; its samples keep weight 0
+            per_class[~np.isfinite(per_class)] = 0
+            weights = per_class[index.ravel()]
         if sample_weight is None:
             return weights
         return sample_weight * weights
