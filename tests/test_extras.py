@@ -396,3 +396,22 @@ def test_estimator_checks_with_extras(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_validation_set_through_a_pipeline(global_random_seed):
+    # the documented way: the pipeline transforms X_val like X
+    import sklearn
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, random_state=global_random_seed)
+    with sklearn.config_context(enable_metadata_routing=True):
+        mlp = cymlp.MLPClassifier(early_stopping=True, max_iter=15,
+                                  random_state=global_random_seed)
+        mlp.set_fit_request(X_val=True, y_val=True)
+        pipe = Pipeline([("scale", StandardScaler()), ("mlp", mlp)],
+                        transform_input=["X_val"])
+        _quiet(pipe.fit, X_tr, y_tr, X_val=X_val, y_val=y_val)
+    # the validation score was computed on the scaled X_val
+    assert pipe.score(X_val, y_val) == pytest.approx(mlp.best_validation_score_)
