@@ -10,8 +10,11 @@ early-stopping checks, learning-rate schedules and verbose lines. The epoch
 itself is one call into the engine.
 """
 
+from __future__ import annotations
+
 import warnings
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.optimize
@@ -41,6 +44,10 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from ._engine import Network
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -696,8 +703,16 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
-            sample_weight_val=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
+    ) -> Self:
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -1139,7 +1154,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _decode_targets(self, Y):
         return self._label_binarizer.inverse_transform(Y)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray:
         """Predict using the multi-layer perceptron classifier.
 
         Parameters
@@ -1168,7 +1183,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
+    ) -> Self:
         """Update the model with a single epoch over the given data.
 
         Parameters
@@ -1215,7 +1236,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.classes_ = unique_labels(classes)
         return True
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> NDArray:
         """Return the log of probability estimates.
 
         Parameters
@@ -1231,7 +1252,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray:
         """Probability estimates.
 
         Parameters
@@ -1451,7 +1472,7 @@ epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
     def _encode_targets(self, y):
         return y.reshape(y.shape[0], -1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray:
         """Predict using the multi-layer perceptron model.
 
         Parameters
@@ -1480,7 +1501,9 @@ epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> Self:
         """Update the model with a single epoch over the given data.
 
         Parameters
