@@ -618,7 +618,9 @@ class _BaseMLP(BaseEstimator):
                     None if dropout is None else (dropout, seed),
                 )
                 self.n_iter_ += 1
-                self.loss_ = params.dtype.type(loss_sum / n_samples)
+                # numpy.float64 whatever the dtype, as sklearn (its losses go
+                # through float64 targets or scipy.special.xlogy)
+                self.loss_ = np.float64(loss_sum / n_samples)
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
