@@ -519,7 +519,7 @@ class _BaseMLP(BaseEstimator):
                 "    https://scikit-learn.org/stable/modules/preprocessing.html"
             )
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-        self.loss_ = result.fun
+        self.loss_ = np.float64(result.fun)
         # scipy evaluates the loss at points of x0's dtype but returns float64
         # weights; scikit-learn keeps those, so float32 data ends with float64
         # coefs_ here, and so do we.
