@@ -59,7 +59,12 @@ def _engine_input(X, dtype):
     CSC input is converted to CSR once per fit or predict call.
     """
     if sp.issparse(X):
-        return X.tocsr().astype(dtype, copy=False)
+        X = X.tocsr().astype(dtype, copy=False)
+        # The compiled product reads X.indices as row offsets into the weights:
+        # a hand-made matrix with an index out of range must raise here, not
+        # read out of bounds (sklearn's validation does not look at indices).
+        X.check_format(full_check=True)
+        return X
     return np.ascontiguousarray(X, dtype=dtype)
 
 
