@@ -6,6 +6,7 @@ process on the same data with the same parameters; nothing here compares cymlp
 against numbers cymlp produced earlier.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -333,3 +334,65 @@ def raw_digits(seed, n_samples=80):
     idx = np.random.RandomState(seed).permutation(len(y))[: n_samples + n_test]
     X, y = X[idx], y[idx]
     return X[:n_samples], y[:n_samples], X[n_samples:], y[n_samples:]
+
+
+def normalize_message(msg):
+    """Sort the items of every ``{...}`` in a message.
+
+    sklearn's parameter validation prints the allowed options of a StrOptions
+    constraint by iterating over a Python set ("a str among {'constant',
+    'adaptive', 'invscaling'}"), so their order depends on string hashing and
+    differs between processes (PYTHONHASHSEED) and even between two equal
+    sets built differently.  The order carries no information.
+    """
+    def sort_items(match):
+        items = [item.strip() for item in match.group(1).split(",")]
+        return "{" + ", ".join(sorted(items)) + "}"
+
+    return re.sub(r"\{([^{}]*)\}", sort_items, msg)
+
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def messages_equivalent(est_msg, ref_msg):
+    """Whether cymlp's error message says what sklearn's says.
+
+    Equal up to the order of the options inside ``{...}`` (see
+    normalize_message), except that cymlp may list *more* options there:
+    cymlp extends some parameters (e.g. extra activations), and sklearn's
+    parameter validation then enumerates the larger set.  Everything outside
+    the braces must be identical.
+    """
+    if _BRACES.sub("{}", est_msg) != _BRACES.sub("{}", ref_msg):
+        return False
+    est_sets, ref_sets = _BRACES.findall(est_msg), _BRACES.findall(ref_msg)
+    return len(est_sets) == len(ref_sets) and all(
+        {i.strip() for i in r.split(",")} <= {i.strip() for i in e.split(",")}
+        for e, r in zip(est_sets, ref_sets)
+    )
+
+
+def assert_api_extends_sklearn(sk_cls, cy_cls):
+    """cymlp's constructor is sklearn's plus optional keyword-only extras.
+
+    sklearn's parameters come first, in sklearn's order, with the same kind
+    (positional-or-keyword vs keyword-only) and default, so that any call
+    written for sklearn's class means the same for cymlp's.  Parameters that
+    cymlp adds on top must be keyword-only with a default (a positional extra
+    would shift nothing today but could never be reordered; a required one
+    would break sklearn-style calls).  Their defaults must keep sklearn's
+    behaviour -- that is what every parity test checks, since they never set
+    them.
+    """
+    import inspect
+
+    ref = list(inspect.signature(sk_cls.__init__).parameters.values())
+    est = list(inspect.signature(cy_cls.__init__).parameters.values())
+    assert [p.name for p in est[: len(ref)]] == [p.name for p in ref]
+    for r, e in zip(ref, est):
+        assert e.kind == r.kind, r.name
+        assert e.default == r.default, r.name
+    for e in est[len(ref):]:
+        assert e.kind == inspect.Parameter.KEYWORD_ONLY, e.name
+        assert e.default is not inspect.Parameter.empty, e.name
