@@ -50,7 +50,7 @@ SOLVERS = {"sgd": SGD, "adam": ADAM}
 # Rows per chunk in predict: big enough for efficient GEMMs, small enough that
 # the activations of a chunk stay in cache and memory does not grow with X.
 cdef enum:
-    PREDICT_CHUNK = 256
+    PREDICT_CHUNK = 1024
 
 
 cdef struct Net:
