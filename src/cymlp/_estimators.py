@@ -12,6 +12,9 @@ itself is one call into the engine.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
@@ -66,6 +69,29 @@ def _engine_input(X, dtype):
         X.check_format(full_check=True)
         return X
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _deferred_keyboard_interrupt():
+    """Hold Ctrl-C (SIGINT) until the current epoch has been recorded.
+
+    Yields a function telling whether an interrupt came meanwhile; the epoch
+    loop raises KeyboardInterrupt at its next safe point. Only in the main
+    thread (the only one that receives signals), and only when SIGINT has
+    Python's default handler: a handler of the user's own is left alone.
+    """
+    received = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.default_int_handler:
+            previous = handler
+            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield lambda: bool(received)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _as_callback_list(callbacks):
@@ -128,6 +154,14 @@ class _Optimizer:
         self.t = 0  # adam steps
         self.state1 = np.zeros(n_params, dtype=dtype)  # sgd velocity / adam m
         self.state2 = np.zeros(n_params, dtype=dtype) if est.solver == "adam" else None
+
+    def make_writable(self):
+        """The engine updates the moments in place: a model loaded from a
+        read-only memory map (joblib.load(..., mmap_mode="r")) gets copies."""
+        if not self.state1.flags.writeable:
+            self.state1 = self.state1.copy()
+        if self.state2 is not None and not self.state2.flags.writeable:
+            self.state2 = self.state2.copy()
 
     def engine_args(self, est):
         return {
@@ -543,6 +577,7 @@ class _BaseMLP(BaseEstimator):
         ):
             self._optimizer = _Optimizer(self, params.size, params.dtype)
         optimizer = self._optimizer
+        optimizer.make_writable()
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -594,12 +629,33 @@ class _BaseMLP(BaseEstimator):
         grad = np.empty_like(params)
         gather = self.shuffle and not sp.issparse(X_train)
         work = network.workspace(batch_size, gather, params.dtype, dropout is not None)
-        state2 = optimizer.state2
         callbacks = _as_callback_list(self.callbacks)
+        if not early_stopping:
+            X_val = y_val = sw_val = None
 
+        with _deferred_keyboard_interrupt() as interrupted:
+            self._run_epochs(
+                network, optimizer, params, X_train, Y_train, sw_train, sample_idx,
+                batch_size, grad, work, dropout, callbacks, incremental,
+                early_stopping, X_val, y_val, sw_val,
+                val_loss if early_stopping else None,
+                best_params if early_stopping else None,
+                interrupted,
+            )
+
+    def _run_epochs(
+        self, network, optimizer, params, X_train, Y_train, sw_train, sample_idx,
+        batch_size, grad, work, dropout, callbacks, incremental, early_stopping,
+        X_val, y_val, sw_val, val_loss, best_params, interrupted,
+    ):
+        """The epoch loop: one compiled call per epoch, then the bookkeeping."""
+        n_samples = X_train.shape[0]
+        state2 = optimizer.state2
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
+                if interrupted():
+                    raise KeyboardInterrupt
                 if self.shuffle:
                     # The same RandomState call as scikit-learn, so the same seed
                     # visits the rows in the same order.
@@ -671,12 +727,14 @@ class _BaseMLP(BaseEstimator):
                         % self.max_iter,
                         ConvergenceWarning,
                     )
+            if interrupted():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             # scikit-learn warns and returns as if training had ended. We warn
             # the same way but let the interrupt through: a Ctrl-C in a grid
-            # search or a script should stop it, not just this one fit. An
-            # epoch is one uninterruptible compiled call, so the weights are
-            # always those at the end of an epoch.
+            # search or a script should stop it, not just this one fit. Ctrl-C
+            # is held until the epoch's bookkeeping is done, so the weights,
+            # n_iter_, t_ and the curves always describe the same epochs.
             warnings.warn("Training interrupted by user.")
             raise
         finally:
