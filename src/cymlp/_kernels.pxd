@@ -284,10 +284,11 @@ cdef inline double loss_and_delta(
                 if t != 1:
                     row_loss -= (1 - t) * <double> _log(1 - _clip_prob(p))
             elif loss == POISSON:
-                # xlogy(t, t / p) - t + p
+                # xlogy(t, t / p) - t + p; the log of the ratio as a difference
+                # in double, so that a tiny float32 p does not overflow t / p
                 row_loss += p - <double> t
                 if t != 0:
-                    row_loss += t * <double> _log(t / p)
+                    row_loss += t * (log(<double> t) - log(<double> p))
             if sw != NULL:
                 di[j] = (p - t) * w
             else:
