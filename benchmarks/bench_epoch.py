@@ -35,18 +35,17 @@ import time
 import warnings
 
 import numpy as np
-import scipy
-import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl sees it)
-import sklearn
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLP
-from sklearn.preprocessing import StandardScaler
 
-try:
-    from threadpoolctl import threadpool_info, threadpool_limits
-except ImportError:  # pragma: no cover - reported in the header
-    threadpool_info = threadpool_limits = None
+from common import (  # benchmarks/common.py: data sets, machine description
+    blas_report,
+    make_digits,
+    make_mnist_like,
+    threadpool_info,
+    threadpool_limits,
+    versions_line,
+)
 
 try:
     import cymlp
@@ -57,43 +56,6 @@ except ImportError as exc:  # cymlp not built yet: time sklearn against itself
     cymlp = None
     CyMLP = SkMLP
     CYMLP_ERROR = exc
-
-
-# ----------------------------------------------------------------- data sets
-def make_digits():
-    """sklearn's bundled 8x8 digits (1797 x 64), standardized."""
-    X, y = load_digits(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
-
-
-def make_mnist_like(n_samples, seed=0):
-    """A deterministic MNIST-shaped problem: n_samples x 784 in [0, 1], 10 classes.
-
-    Each class has a 28x28 template made of four Gaussian "strokes". A sample
-    is its class template at a random intensity, plus a fainter template of a
-    random other class, plus noise, clipped to [0, 1] (about half the pixels
-    end up exactly 0, as in MNIST). A (100,) network reaches roughly 70-75%
-    held-out accuracy in a few epochs: the problem is learnable, not trivial.
-    """
-    rng = np.random.default_rng(seed)
-    side = 28
-    yy, xx = np.mgrid[0:side, 0:side]
-    templates = np.empty((10, side * side))
-    for c in range(10):
-        img = np.zeros((side, side))
-        for _ in range(4):
-            cy, cx = rng.uniform(6, 22, size=2)
-            sy, sx = rng.uniform(1.0, 4.0, size=2)
-            img += np.exp(-((yy - cy) ** 2 / (2 * sy**2) + (xx - cx) ** 2 / (2 * sx**2)))
-        templates[c] = (img / img.max()).ravel()
-
-    y = rng.integers(0, 10, size=n_samples)
-    other = (y + rng.integers(1, 10, size=n_samples)) % 10
-    X = templates[y] * rng.uniform(0.3, 1.0, size=(n_samples, 1))
-    X += templates[other] * rng.uniform(0.0, 0.8, size=(n_samples, 1))
-    X += rng.normal(-0.1, 0.35, size=X.shape)
-    np.clip(X, 0.0, 1.0, out=X)
-    return X, y
 
 
 # ----------------------------------------------------------------- workloads
@@ -243,32 +205,9 @@ def run_workload(name, spec, repeats):
 
 
 # ----------------------------------------------------------------- reporting
-def blas_report():
-    if threadpool_info is None:
-        return ["threadpoolctl not installed: BLAS threading unknown "
-                "(python -m pip install threadpoolctl)"]
-    lines = []
-    for lib in threadpool_info():
-        path = lib.get("filepath", "")
-        owner = ("numpy" if "numpy" in path else
-                 "scipy" if "scipy" in path else lib.get("user_api", "?"))
-        lines.append(
-            f"{owner:>6}: {lib.get('internal_api')} {lib.get('version') or ''} "
-            f"({lib.get('user_api')}, {lib.get('num_threads')} threads, "
-            f"{lib.get('threading_layer', '-')}, {lib.get('architecture', '-')}) "
-            f"{os.path.basename(path)}"
-        )
-    lines.append("(sklearn's GEMMs go through numpy's BLAS; cymlp's through "
-                 "scipy's, via scipy.linalg.cython_blas)")
-    return lines
-
-
 def header():
-    cy_version = getattr(cymlp, "__version__", "?") if cymlp else "NOT IMPORTABLE"
     lines = [
-        f"python {platform.python_version()}  numpy {np.__version__}  "
-        f"scipy {scipy.__version__}  scikit-learn {sklearn.__version__}  "
-        f"cymlp {cy_version}",
+        versions_line(cymlp),
         f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
     ]
     if hasattr(os, "getloadavg"):
