@@ -62,12 +62,12 @@ def _engine_input(X, dtype):
     CSC input is converted to CSR once per fit or predict call.
     """
     if sp.issparse(X):
-        X = X.tocsr().astype(dtype, copy=False)
         # The compiled product reads X.indices as row offsets into the weights:
         # a hand-made matrix with an index out of range must raise here, not
-        # read out of bounds (sklearn's validation does not look at indices).
+        # read out of bounds (sklearn's validation does not look at indices),
+        # and before scipy's own CSC -> CSR conversion, which trusts them too.
         X.check_format(full_check=True)
-        return X
+        return X.tocsr().astype(dtype, copy=False)
     return np.ascontiguousarray(X, dtype=dtype)
 
 
@@ -440,7 +440,15 @@ class _BaseMLP(BaseEstimator):
                 "need the same hidden_layer_sizes and outputs as before."
                 % (self._layer_units(), layer_units)
             )
-        dtype = X.dtype
+        # A first fit trains in X's dtype; a continued one (warm_start,
+        # partial_fit) keeps the weights' dtype, as sklearn does.
+        dtype = X.dtype if first_pass else self.coefs_[0].dtype
+        if dtype == np.float32 and y.dtype.kind == "f" and np.any(
+            np.abs(y) > np.finfo(np.float32).max
+        ):
+            # regression targets beyond float32's range: train in float64
+            # (sklearn keeps such targets in float64 beside float32 weights)
+            dtype = np.float64
         self._set_params_buffer(layer_units, self.coefs_, self.intercepts_, dtype)
 
         X = _engine_input(X, dtype)
@@ -835,6 +843,12 @@ class _BaseMLP(BaseEstimator):
         """Output-layer activations for X, through the compiled forward pass."""
         if check_input and not self._is_plain_valid_array(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if X.dtype.kind not in "biuf":
+            # e.g. categorical string columns: sklearn's product fails with a
+            # TypeError, and so do we (not a ValueError from a float cast)
+            raise TypeError(
+                "X must be numeric to predict; got dtype %s." % X.dtype
+            )
         # numpy's promotion of X @ coef decides the working dtype, as in sklearn:
         # float32 only when both the data and the weights are float32.
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
@@ -1532,6 +1546,11 @@ epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
             dtype=(np.float64, np.float32),
             reset=reset,
         )
+        if y.dtype.kind in "USV":
+            # sklearn fails on such targets in its first subtraction
+            raise TypeError(
+                "MLPRegressor needs numeric targets; y has dtype %s." % y.dtype
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

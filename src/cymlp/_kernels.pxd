@@ -10,7 +10,7 @@
 # as (A^T delta + alpha W) / sw_sum), so that the same seed gives the same
 # weights to rounding.
 from cython cimport floating
-from libc.math cimport exp, expf, expm1, tanh, tanhf, log, logf, log1p, erf, sqrt, fabs, M_SQRT1_2
+from libc.math cimport exp, expf, expm1, tanh, tanhf, log, logf, log1p, erfc, sqrt, fabs, M_SQRT1_2
 from libc.stdint cimport uint64_t
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 
@@ -123,7 +123,8 @@ cdef inline void activate_extra(floating* z, Py_ssize_t n, int act, double slope
         elif act == ELU:
             z[i] = <floating> (v if v > 0 else expm1(v))
         elif act == GELU:
-            z[i] = <floating> (0.5 * v * (1 + erf(v * M_SQRT1_2)))
+            # z * Phi(z), with Phi through erfc: exact in the left tail too
+            z[i] = <floating> (0.5 * v * erfc(-v * M_SQRT1_2))
         elif act == SILU:
             z[i] = <floating> (v * _sigmoid(v))
         elif act == SOFTPLUS:
@@ -221,7 +222,7 @@ cdef inline void multiply_derivative(
         # Phi(z) + z phi(z)
         for i in range(size):
             v = z[i]
-            s = 0.5 * (1 + erf(v * M_SQRT1_2)) + v * exp(-0.5 * v * v) * 0.3989422804014327
+            s = 0.5 * erfc(-v * M_SQRT1_2) + v * exp(-0.5 * v * v) * 0.3989422804014327
             delta[i] = <floating> (delta[i] * s)
     elif act == SILU:
         for i in range(size):

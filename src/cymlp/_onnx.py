@@ -191,6 +191,8 @@ def _activation(g, x, activation, negative_slope):
 
     onnxruntime implements LeakyRelu, Elu, Softplus and Erf for float32 only;
     float64 graphs compose them from operators it has in double precision.
+    (silu too, for older onnxruntimes that rewrite x * Sigmoid(x) into a
+    float32-only kernel.)
     """
     double = g.np_dtype == np.float64
     if activation == "identity":
@@ -221,7 +223,14 @@ def _activation(g, x, activation, negative_slope):
         expm1 = g.node("Sub", [g.node("Exp", below), g.constant("one", 1.0)])
         return g.node("Add", [g.node("Relu", x), expm1])
     if activation == "silu":
-        return g.node("Mul", [x, g.node("Sigmoid", x)])
+        if not double:
+            return g.node("Mul", [x, g.node("Sigmoid", x)])
+        # x / (1 + exp(-x)): older onnxruntimes fuse x * Sigmoid(x) into a
+        # float-only kernel even in a float64 graph, and then cannot run it
+        denominator = g.node("Add", [
+            g.constant("one", 1.0), g.node("Exp", g.node("Neg", x))
+        ])
+        return g.node("Div", [x, denominator])
     if activation == "gelu":
         # exact gelu, as cymlp trains it: 0.5 * x * (1 + erf(x / sqrt(2)))
         scaled = g.node("Mul", [x, g.constant("inv_sqrt2", 1 / np.sqrt(2))])
@@ -345,8 +354,8 @@ def to_onnx(estimator, X_sample, *, target_opset=None, options=None, name=None):
     target_opset : int, default=None
         The ONNX opset to write; None for the newest skl2onnx supports.
     options : dict, default=None
-        skl2onnx conversion options. By default classifiers output the
-        probabilities as a tensor (``{"zipmap": False}``); pass
+        skl2onnx conversion options. By default cymlp's classifiers output
+        the probabilities as a tensor (``{"zipmap": False}``); pass
         ``{cymlp.MLPClassifier: {"zipmap": True}}`` for skl2onnx's list of
         dictionaries, or ``{"nocl": True}`` for class indices as labels.
     name : str, default=None
