@@ -14,6 +14,17 @@ from ._estimators import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # to_onnx needs the optional onnx extra (skl2onnx, onnx): imported on
+    # first use, so that cymlp itself imports without it
+    if name == "to_onnx":
+        from ._onnx import to_onnx
+
+        return to_onnx
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "MLPClassifier",
     "MLPRegressor",

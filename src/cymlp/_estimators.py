@@ -914,11 +914,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function for the hidden layers.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+'gelu', 'silu', 'softplus'}, default='relu'
+        Activation function for the hidden layers. The last five are not in
+        scikit-learn: 'leaky_relu' (slope ``negative_slope`` below zero),
+        'elu' (alpha 1), 'gelu' (exact, ``z * Phi(z)``), 'silu'
+        (``z * sigmoid(z)``) and 'softplus' (``log(1 + exp(z))``).
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The solver for weight optimization. ('lbfgs' is not implemented yet.)
+        The solver for weight optimization.
 
     alpha : float, default=0.0001
         Strength of the L2 regularization term, divided by the sample size
@@ -1394,8 +1398,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function for the hidden layers.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+'gelu', 'silu', 'softplus'}, default='relu'
+        Activation function for the hidden layers (see :class:`MLPClassifier`).
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The solver for weight optimization.
