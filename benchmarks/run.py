@@ -871,6 +871,35 @@ def list_workloads(quick):
         print(f"{s.name:<14} {desc}\n{'':<14} target: {'; '.join(targets)}")
 
 
+def write_json(path, rows, threads):
+    """The measured rows, machine-readable: best times, ratios and targets."""
+    import json
+
+    def num(x):
+        return None if x is None else float(x)
+
+    out = {
+        "blas_threads": threads,
+        "load_average": load_average(),
+        "rows": [
+            {
+                "name": r.name,
+                "unit": r.unit,
+                "baseline": r.baseline,
+                "best_seconds": {lib: num(r.best(lib)) for lib in r.times},
+                "speedup": num(r.ratio()),
+                "speedup_median": num(r.ratio_med()),
+                "target": num(r.sk_target if r.sk_target is not None else r.spec.sk_target),
+                "cymlp_over_floor": num(r.floor_multiple()),
+                "floor_target": num(r.spec.floor_target),
+            }
+            for r in rows
+        ],
+    }
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, default=str)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="cymlp benchmark suite: every workload, cymlp vs sklearn (vs PyTorch).")
@@ -889,6 +918,9 @@ def main(argv=None):
                              "(torch.set_num_threads); default: leave as set")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch loop even when torch is installed")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the rows as JSON (the docs gallery plots "
+                             "benchmarks/results.json)")
     args = parser.parse_args(argv)
 
     if args.list:
@@ -931,6 +963,8 @@ def main(argv=None):
         limiter.restore_original_limits()
 
     print_results(rows, mem_rows)
+    if args.json:
+        write_json(args.json, rows, threads=args.blas_threads or threads)
     load = load_average()
     print(f"\ntotal wall time {time.perf_counter() - total:.1f} s"
           + (f"; load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

@@ -10,6 +10,7 @@ ORDER = [
     "plot_early_stopping.py",
     "plot_grid_search.py",
     "plot_speed.py",
+    "plot_benchmark_suite.py",
 ]
 
 
