@@ -294,7 +294,8 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     """Fill t with tables for minibatches of up to `rows` rows over `work`.
 
     One allocation holds every table (returned, for free()); NULL when out of
-    memory. act[0] and inp[0] (the input rows) are left for the caller.
+    memory. act[0] and inp[0] (the input rows) are left for the caller, and
+    so are W and b when params is NULL (predict, from separate arrays).
     """
     cdef Py_ssize_t L = net.n_layers, i, block = rows * net.width, off
     cdef bint dropout = rates != NULL
@@ -312,8 +313,9 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     t.mask = blk + 6 * L + 3 if dropout else NULL
     for i in range(L):
         off = rows * net.act_off[i + 1]
-        t.W[i] = params + net.coef_off[i]
-        t.b[i] = params + net.bias_off[i]
+        if params != NULL:  # predict fills W and b from separate arrays
+            t.W[i] = params + net.coef_off[i]
+            t.b[i] = params + net.bias_off[i]
         t.act[i + 1] = work + off
         t.delta[i] = work + block + off
         t.inp[i + 1] = work + off
