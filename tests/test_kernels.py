@@ -663,3 +663,25 @@ def test_train_epoch_matches_reference(kind, dtype, data):
     tol = 16 * k * e * n_steps * (np.abs(p_ref) + step * 100)
     assert_within(p, p_ref, tol, err_msg=f"{kind} {units} {act}/{out_act} bs={batch_size}")
     np.testing.assert_allclose(loss_sum, float(loss_ref), rtol=256 * k * e, atol=256 * k * e)
+
+
+# ---------------------------------------------------------------------------
+# Finiteness check of predict's input
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@seed(HYPOTHESIS_SEED)
+@hsettings(200)
+@given(data=st.data())
+def test_all_finite_matches_numpy(dtype, data):
+    # Any bit pattern: subnormals, -0.0, NaNs with any payload and sign, +-inf.
+    n = data.draw(st.integers(0, 70))
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    bits = data.draw(hnp.arrays(uint, n, elements=st.integers(0, np.iinfo(uint).max)))
+    x = bits.view(dtype)
+    # plus a few specials at drawn positions, so every case is exercised often
+    for _ in range(data.draw(st.integers(0, 2))):
+        if n:
+            i = data.draw(st.integers(0, n - 1))
+            x[i] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0,
+                                              np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal]))
+    assert _engine._kernel_all_finite(x) == bool(np.isfinite(x).all())

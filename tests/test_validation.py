@@ -291,6 +291,30 @@ def test_bad_predict_input(case, method):
     assert_same_outcome(make_call)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize(
+    "value, row", [(np.nan, 2999), (np.inf, 1500), (-np.inf, 1024), (np.nan, 0),
+                   (3e38, 2000)],
+    ids=["nan-last-row", "inf-mid", "neg-inf-chunk-start", "nan-first", "huge-finite"])
+def test_non_finite_anywhere_in_large_predict_input(dtype, order, value, row):
+    # The engine checks a plain array's finiteness chunk by chunk while it
+    # predicts: a bad value in any chunk must give sklearn's error, and huge
+    # finite values (whose products overflow) no error at all, as in sklearn.
+    X, y = _small_data()
+    X_big = np.asarray(np.tile(X, (100, 1))[:3000], dtype=dtype, order=order)
+    X_big[row, 2] = value
+
+    def make_call(cls):
+        est = cls(max_iter=2, hidden_layer_sizes=(3,), random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X.astype(dtype), y)
+        return lambda: est.predict_proba(X_big)
+
+    assert_same_outcome(make_call)
+
+
 # ---------------------------------------------------------------------------
 # Feature names (pandas)
 # ---------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ._kernels cimport (
     SGD, ADAM,
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, column_sums,
-    sgd_step, adam_step, needs_preactivation, dropout_forward,
+    sgd_step, adam_step, needs_preactivation, dropout_forward, all_finite,
 )
 
 ACTIVATIONS = {
@@ -483,11 +483,13 @@ cdef int loss_grad_impl(
 cdef int predict_impl(
     const Net* net, floating** W, floating** b,
     const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
-    Py_ssize_t n_samples, floating* out,
+    Py_ssize_t n_samples, floating* out, bint check_finite,
 ) noexcept nogil:
-    """out = forward pass of X, PREDICT_CHUNK rows at a time. 0, or -1 if out of memory.
+    """out = forward pass of X, PREDICT_CHUNK rows at a time.
 
-    W and b are the layer tables (the weights need not be one packed buffer).
+    Returns 0; -1 if out of memory; 1 if check_finite found a NaN or infinity
+    in dense X (out is then incomplete). W and b are the layer tables (the
+    weights need not be one packed buffer).
     """
     cdef Py_ssize_t L = net.n_layers, i, start, rows
     cdef Py_ssize_t chunk = min(<Py_ssize_t> PREDICT_CHUNK, n_samples)
@@ -510,6 +512,11 @@ cdef int predict_impl(
     start = 0
     while start < n_samples:
         rows = min(chunk, n_samples - start)
+        # Checking each chunk just before its product reads X from memory
+        # once, not twice as a separate pass over all of X would.
+        if check_finite and spp == NULL and not all_finite(X + start * n_in, rows * n_in):
+            free(blk); free(buf)
+            return 1
         set_input(&t, <floating*> X + start * n_in)
         # the output layer is written straight into `out`
         t.act[L] = out + start * n_out
@@ -665,19 +672,23 @@ cdef class Network:
         return _loss_grad[double](self, data, indptr, indices, Y, sample_weight,
                                   params, grad, work, alpha)
 
-    def predict(self, X, coefs, intercepts):
+    def predict(self, X, coefs, intercepts, check_finite=False):
         """Output-layer activations for every row of X.
 
         X is a C-contiguous float array or a CSR matrix; ``coefs`` and
-        ``intercepts`` are lists of C-contiguous arrays of X's dtype.
+        ``intercepts`` are lists of C-contiguous arrays of X's dtype. With
+        ``check_finite``, a dense X is checked for NaN and infinity on the way
+        and None is returned if it holds any.
         """
         data, indptr, indices = _split_input(X)
         out = np.empty((X.shape[0], self.net.units[self.net.n_layers]), dtype=data.dtype)
         if data.dtype == np.float32:
-            _predict[float](self, data, indptr, indices, coefs, intercepts, out)
+            finite = _predict[float](self, data, indptr, indices, coefs, intercepts, out,
+                                     check_finite)
         else:
-            _predict[double](self, data, indptr, indices, coefs, intercepts, out)
-        return out
+            finite = _predict[double](self, data, indptr, indices, coefs, intercepts, out,
+                                      check_finite)
+        return out if finite else None
 
 
 def _split_input(X):
@@ -765,7 +776,8 @@ cdef _loss_grad(Network self, data, const Py_ssize_t[::1] indptr,
 
 cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
               const Py_ssize_t[::1] indices, list coefs, list intercepts,
-              floating[:, ::1] out):
+              floating[:, ::1] out, bint check_finite):
+    """Fill out; False if check_finite found a non-finite value in X."""
     cdef Py_ssize_t L = self.net.n_layers, i
     cdef const floating[::1] flat = np.ravel(data)
     cdef const floating* x = _data_ptr(flat, indptr)
@@ -785,11 +797,13 @@ cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
             W[i] = <floating*> &w[0, 0]
             W[L + i] = <floating*> &bias[0]
         if out.shape[0] == 0:
-            return
+            return True
         with nogil:
-            status = predict_impl(&self.net, W, W + L, x, ip, ix, out.shape[0], &out[0, 0])
-        if status != 0:
+            status = predict_impl(&self.net, W, W + L, x, ip, ix, out.shape[0], &out[0, 0],
+                                  check_finite)
+        if status < 0:
             raise MemoryError()
+        return status == 0
     finally:
         free(W)
 
@@ -877,3 +891,12 @@ def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] g
                      alpha, sw_sum, lr, momentum, nesterov)
     else:
         raise ValueError("unknown optimizer %r" % kind)
+
+
+def _kernel_all_finite(const floating[::1] x):
+    """True if no value of x is NaN or infinite (predict's input check)."""
+    cdef bint finite = True
+    if x.shape[0] > 0:
+        with nogil:
+            finite = all_finite(&x[0], x.shape[0])
+    return finite

@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
@@ -668,9 +668,13 @@ class _BaseMLP(BaseEstimator):
                 if interrupted():
                     raise KeyboardInterrupt
                 if self.shuffle:
-                    # The same RandomState call as scikit-learn, so the same seed
-                    # visits the rows in the same order.
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # scikit-learn's shuffle(sample_idx, random_state) draws a
+                    # permutation with RandomState.shuffle(arange(n)) and indexes
+                    # sample_idx with it. Shuffling sample_idx in place makes the
+                    # same swaps from the same draws, so the same seed visits the
+                    # rows in the same order -- without ~0.25 ms of per-epoch
+                    # validation and indexing overhead.
+                    self._random_state.shuffle(sample_idx)
                 if dropout is not None:
                     # one draw per epoch seeds the masks (only with dropout, so
                     # the default keeps scikit-learn's random stream)
@@ -844,7 +848,8 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, through the compiled forward pass."""
-        if check_input and not self._is_plain_valid_array(X):
+        plain = check_input and self._is_plain_array(X)
+        if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if X.dtype.kind not in "biuf":
             # e.g. categorical string columns: sklearn's product fails with a
@@ -857,18 +862,29 @@ class _BaseMLP(BaseEstimator):
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
         if dtype != np.float32:
             dtype = np.float64
-        X = _engine_input(X, dtype)
+        X_in = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
-        return self._network(self._layer_units()).predict(X, coefs, intercepts)
+        network = self._network(self._layer_units())
+        # A plain array's finiteness is checked by the engine, chunk by chunk,
+        # as it reads X anyway; only if that finds a NaN or an infinity does
+        # validate_data run, to raise scikit-learn's own error.
+        out = network.predict(X_in, coefs, intercepts, check_finite=plain)
+        if out is None:
+            validate_data(self, X, reset=False)
+            raise RuntimeError("cymlp: the engine found non-finite values in X that validate_data accepted")
+        return out
 
-    def _is_plain_valid_array(self, X):
-        """True when X is an ndarray that validate_data would pass through as is.
+    def _is_plain_array(self, X):
+        """True when X is an ndarray that validate_data would pass through as
+        is, provided its values are finite.
 
         validate_data costs tens of microseconds, more than the whole forward
-        pass of a few rows. A float ndarray of the fitted width, with finite
-        values, fitted without feature names, needs none of its conversions
-        and can raise none of its errors or warnings; anything else takes the
+        pass of a few rows, and its finiteness check is a separate pass over
+        X (a fifth of the time of predicting 60,000 MNIST rows). A float
+        ndarray of the fitted width, fitted without feature names, needs none
+        of its conversions and can raise none of its errors or warnings but
+        that one; the engine checks finiteness itself. Anything else takes the
         full validation, so errors stay exactly scikit-learn's.
         """
         return (
@@ -878,10 +894,6 @@ class _BaseMLP(BaseEstimator):
             and X.shape[0] > 0
             and X.shape[1] == getattr(self, "n_features_in_", -1)
             and not hasattr(self, "feature_names_in_")
-            # finite values have a finite sum (a NaN or inf anywhere makes it
-            # NaN or inf); no temporary the size of X. A sum that overflows
-            # merely sends finite data through the full validation.
-            and bool(np.isfinite(X.sum()))
         )
 
     def __getstate__(self):

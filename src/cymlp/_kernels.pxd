@@ -312,7 +312,7 @@ cdef inline void column_sums(
             out[j] = out[j] + a[i * cols + j]
 
 
-cdef extern from "_optimizers.h" nogil:
+cdef extern from "_vector_loops.h" nogil:
     void cymlp_sgd_step_f(float* w, const float* g_raw, float* velocity, Py_ssize_t size,
                           float alpha, float inv_n, float lr, float mu, int nesterov)
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
@@ -323,6 +323,16 @@ cdef extern from "_optimizers.h" nogil:
     void cymlp_adam_step_d(double* w, const double* g_raw, double* m, double* v,
                            Py_ssize_t size, double alpha, double inv_n, double b1, double c1,
                            double b2, double c2, double eps, double lr_t)
+    int cymlp_all_finite_f(const float* x, Py_ssize_t n)
+    int cymlp_all_finite_d(const double* x, Py_ssize_t n)
+
+
+cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """True if none of the n values is NaN or infinite."""
+    if floating is float:
+        return cymlp_all_finite_f(x, n)
+    else:
+        return cymlp_all_finite_d(x, n)
 
 
 cdef inline void sgd_step(
