@@ -9,6 +9,9 @@ cymlp time) and the largest absolute difference between the two models'
 ``coefs_`` and ``intercepts_`` -- near zero when both learned the same weights.
 
 Fit times are the best of ``--repeat`` fits of each library, interleaved.
+Both libraries' BLAS run one thread by default (``--blas-threads``): on data
+this small a second thread buys nothing, and on a busy machine a BLAS thread
+waiting for a preempted partner makes the timings swing widely.
 A ConvergenceWarning (``max_iter`` reached) is caught and reported in the
 output; every other warning is shown as usual. For careful timings on larger
 data see ``benchmarks/bench_epoch.py`` in the source repository.
@@ -24,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
 import cymlp
 from cymlp import MLPClassifier as CymlpMLP
@@ -46,7 +50,13 @@ def parse_args(argv=None):
                         help="random_state of both models and of the split (default: 0)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="fits per library; the fastest is reported (default: 3)")
-    return parser.parse_args(argv)
+    parser.add_argument("--blas-threads", type=int, default=1, metavar="N",
+                        help="BLAS threads of both libraries; 0 leaves the BLAS "
+                             "default (default: 1)")
+    args = parser.parse_args(argv)
+    if args.blas_threads < 0:
+        parser.error("--blas-threads must be >= 0")
+    return args
 
 
 def fit_timed(cls, params, X, y):
@@ -75,6 +85,15 @@ def max_abs_diff(arrays_a, arrays_b):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.blas_threads:
+        with threadpool_limits(limits=args.blas_threads):
+            run(args)
+    else:
+        run(args)
+
+
+def run(args):
+    """Fit both libraries on digits as ``args`` says and print the comparison."""
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -94,6 +113,8 @@ def main(argv=None):
           f"{X_train.shape[0]} train / {X_test.shape[0]} test samples, "
           f"{X_train.shape[1]} features, 10 classes")
     print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    print("BLAS threads: " + (str(args.blas_threads) if args.blas_threads
+                              else "the BLAS default"))
 
     libraries = [("scikit-learn", SklearnMLP), ("cymlp", CymlpMLP)]
     best = {name: None for name, _ in libraries}
