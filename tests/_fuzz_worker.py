@@ -537,9 +537,15 @@ def _allowances(which, params, y, sw):
     ]
 
 
+_CYMLP_MODULES = ("cymlp._classifier", "cymlp._regressor", "cymlp._base",
+                  "cymlp._training")
+
+
 def _error_text(exc):
-    return str(exc).replace("cymlp._estimators", "").replace(
-        "sklearn.neural_network._multilayer_perceptron", "")
+    text = str(exc)
+    for module in _CYMLP_MODULES:
+        text = text.replace(module, "")
+    return text.replace("sklearn.neural_network._multilayer_perceptron", "")
 
 
 def compare_outcomes(sk, cy, what, tame, allow=()):

@@ -10,7 +10,8 @@ callbacks) are off by default.
 
 from ._callbacks import ProgressBar
 from ._display import TrainingCurveDisplay
-from ._estimators import MLPClassifier, MLPRegressor
+from ._classifier import MLPClassifier
+from ._regressor import MLPRegressor
 
 __version__ = "0.1.0"
 

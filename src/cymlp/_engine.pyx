@@ -1,8 +1,8 @@
 """The training engine: network geometry, forward pass, backprop, optimizer steps.
 
-The estimator layer (``_estimators.py``) validates everything and then talks to
-a :class:`Network`, which knows the layer sizes, activations and loss, and
-which runs
+The estimator layer (``_base.py``, ``_classifier.py``, ``_regressor.py``)
+validates everything and then talks to a :class:`Network`, which knows the
+layer sizes, activations and loss, and which runs
 
 * :meth:`Network.train_epoch`: a whole epoch of minibatch training in one call
   without the GIL (minibatch rows gathered by index, forward, loss, backprop and

@@ -35,7 +35,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from sklearn.utils.validation import check_is_fitted
 
-from ._estimators import MLPClassifier, MLPRegressor
+from ._classifier import MLPClassifier
+from ._regressor import MLPRegressor
 
 __all__ = ["to_onnx"]
 

@@ -1,0 +1,287 @@
+"""The multi-layer perceptron regressor, :class:`cymlp.MLPRegressor`.
+
+Numeric targets (squared error or Poisson loss) and the R^2 score; training
+is ``_BaseMLP``'s (``_base.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils import column_or_1d
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+# Private scikit-learn imports, each because no public API does the same job:
+# - _fit_context validates the parameters once per fit (honouring
+#   sklearn.config_context(skip_parameter_validation=True)) exactly as
+#   scikit-learn's own estimators do; the public BaseEstimator has no hook.
+# - StrOptions is part of the constraint language that makes invalid
+#   parameters raise scikit-learn's InvalidParameterError with its exact
+#   messages.
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import StrOptions
+
+from ._base import _BaseMLP
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, compiled; a drop-in for scikit-learn's.
+
+    Same parameters, defaults, fitted attributes and errors as
+    :class:`sklearn.neural_network.MLPRegressor`, and for the same
+    ``random_state`` the same trained weights (to floating-point rounding).
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'squared_error' is half the squared error; 'poisson' is half the
+        Poisson deviance with an exponential output (log link) and needs
+        ``y >= 0``. Unlike scikit-learn, negative targets with 'poisson' raise
+        a ValueError instead of training to NaN.
+
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+'gelu', 'silu', 'softplus'}, default='relu'
+        Activation function for the hidden layers (see :class:`MLPClassifier`).
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization.
+
+    alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
+shuffle, random_state, tol, verbose, warm_start, momentum, \
+nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
+epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
+        As in :class:`MLPClassifier`. With early stopping the validation
+        score is R^2.
+
+    Attributes
+    ----------
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        The minimum loss reached during fitting (None with early stopping).
+
+    loss_curve_ : list of shape (`n_iter_`,)
+        The loss at the end of each epoch (stochastic solvers).
+
+    validation_scores_ : list of shape (`n_iter_`,) or None
+        R^2 on the held-out set at each epoch, with early stopping.
+
+    best_validation_score_ : float or None
+        Best validation R^2, with early stopping.
+
+    validation_loss_curve_ : list of shape (`n_iter_`,) or None
+        The loss on the held-out set at each epoch, with early stopping.
+
+    t_ : int
+        The number of training samples seen by the solver during fitting.
+
+    coefs_ : list of shape (n_layers - 1,)
+        The weight matrix of each layer (views into one packed buffer).
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The bias vector of each layer after the input.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when X has string feature names.
+
+    n_iter_ : int
+        The number of iterations the solver has run.
+
+    n_layers_ : int
+        Number of layers.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : The reference implementation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from cymlp import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(20,), solver="lbfgs",
+    ...                    max_iter=500, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes: ArrayLike | int = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: int | np.random.RandomState | None = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+        negative_slope: float = 0.01,
+        dropout: float | ArrayLike = 0.0,
+        callbacks: Callable[[dict], Any] | Sequence[Callable[[dict], Any]] | None = None,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            callbacks=callbacks,
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.dtype.kind in "USV":
+            # sklearn fails on such targets in its first subtraction
+            raise TypeError(
+                "MLPRegressor needs numeric targets; y has dtype %s." % y.dtype
+            )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for "
+                "loss='poisson'."
+            )
+        return X, y
+
+    def _decode_targets(self, y):
+        return y
+
+    def _validate_validation_targets(self, y_val):
+        y_val = check_array(
+            y_val, ensure_2d=False, dtype="numeric", input_name="y_val"
+        )
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        return y_val
+
+    def _encode_targets(self, y):
+        return y.reshape(y.shape[0], -1)
+
+    def predict(self, X: ArrayLike) -> NDArray:
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=r2_score
+        )
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> Self:
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

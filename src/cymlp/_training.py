@@ -1,0 +1,158 @@
+"""Training helpers of ``_BaseMLP`` (:mod:`cymlp._base`).
+
+The engine's input layout, Ctrl-C held until an epoch is recorded, the
+per-epoch callbacks, the validation loss and the stochastic optimizer state.
+"""
+
+import contextlib
+import signal
+import threading
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _engine_input(X, dtype):
+    """X as the engine reads it: C-contiguous rows, or CSR, of the given dtype.
+
+    No copy when X already is (the common case: float32 or float64 C arrays);
+    CSC input is converted to CSR once per fit or predict call.
+    """
+    if sp.issparse(X):
+        # The compiled product reads X.indices as row offsets into the weights:
+        # a hand-made matrix with an index out of range must raise here, not
+        # read out of bounds (sklearn's validation does not look at indices),
+        # and before scipy's own CSC -> CSR conversion, which trusts them too.
+        X.check_format(full_check=True)
+        return X.tocsr().astype(dtype, copy=False)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _deferred_keyboard_interrupt():
+    """Hold Ctrl-C (SIGINT) until the current epoch has been recorded.
+
+    Yields a function telling whether an interrupt came meanwhile; the epoch
+    loop raises KeyboardInterrupt at its next safe point. Only in the main
+    thread (the only one that receives signals), and only when SIGINT has
+    Python's default handler: a handler of the user's own is left alone.
+    """
+    received = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.default_int_handler:
+            previous = handler
+            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield lambda: bool(received)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _as_callback_list(callbacks):
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    return list(callbacks)
+
+
+def _callbacks_say_stop(callbacks, est):
+    """Call every callback after an epoch; True if any of them asks to stop."""
+    if not callbacks:
+        return False
+    info = {
+        "epoch": est.n_iter_,
+        "loss": est.loss_,
+        "validation_score": (est.validation_scores_ or [None])[-1]
+        if getattr(est, "validation_scores_", None) is not None
+        else None,
+        "validation_loss": (est.validation_loss_curve_ or [None])[-1]
+        if getattr(est, "validation_loss_curve_", None) is not None
+        else None,
+        "estimator": est,
+    }
+    stop = False
+    for callback in callbacks:
+        stop = bool(callback(info)) or stop
+    return stop
+
+
+class _ValidationLoss:
+    """The loss of the current weights on the validation set, L2 term included."""
+
+    def __init__(self, network, X_val, Y_val, sw_val, dtype):
+        self.network = network
+        self.X = _engine_input(X_val, dtype)
+        self.Y = np.ascontiguousarray(Y_val, dtype=dtype).reshape(self.X.shape[0], -1)
+        self.sw = None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype)
+        self.work = network.workspace(self.X.shape[0], False, dtype)
+
+    def __call__(self, params, alpha):
+        return float(self.network.loss_grad(self.X, self.Y, self.sw, params, None,
+                                            self.work, alpha))
+
+
+class _Optimizer:
+    """State of a stochastic optimizer across epochs (and partial_fit calls).
+
+    The moments live in packed buffers shaped like the parameter buffer, so the
+    engine updates everything in one pass. Plain numpy arrays: it pickles.
+    """
+
+    def __init__(self, est, n_params, dtype):
+        self.kind = est.solver
+        self.learning_rate_init = est.learning_rate_init
+        self.learning_rate = float(est.learning_rate_init)
+        self.lr_schedule = est.learning_rate
+        self.power_t = est.power_t
+        self.t = 0  # adam steps
+        self.state1 = np.zeros(n_params, dtype=dtype)  # sgd velocity / adam m
+        self.state2 = np.zeros(n_params, dtype=dtype) if est.solver == "adam" else None
+
+    def make_writable(self):
+        """The engine updates the moments in place: a model loaded from a
+        read-only memory map (joblib.load(..., mmap_mode="r")) gets copies."""
+        if not self.state1.flags.writeable:
+            self.state1 = self.state1.copy()
+        if self.state2 is not None and not self.state2.flags.writeable:
+            self.state2 = self.state2.copy()
+
+    def engine_args(self, est):
+        return {
+            "kind": self.kind,
+            "alpha": float(est.alpha),
+            # adam rescales learning_rate_init itself at every step
+            "lr": float(self.learning_rate_init)
+            if self.kind == "adam"
+            else self.learning_rate,
+            "momentum": float(est.momentum),
+            "nesterov": bool(est.nesterovs_momentum),
+            "beta_1": float(est.beta_1),
+            "beta_2": float(est.beta_2),
+            "epsilon": float(est.epsilon),
+            "t": self.t,
+        }
+
+    def iteration_ends(self, time_step):
+        if self.kind == "sgd" and self.lr_schedule == "invscaling":
+            self.learning_rate = (
+                float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+            )
+
+    def trigger_stopping(self, msg, verbose):
+        """True to stop; with sgd's 'adaptive' schedule, divide the rate by 5 first."""
+        if self.kind == "adam" or self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
