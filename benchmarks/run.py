@@ -32,7 +32,6 @@ Absolute times mean little on a shared machine: read the ratios.
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -695,7 +694,6 @@ def run_memory(spec, data, quick, repeats, use_torch):
         rss = rss_growth(fn)
         traced = traced_peak(fn) if lib != "torch" else None
         result[lib] = (traced, rss)
-    del XF
     return [("memory", spec, X.nbytes, result)]
 
 

@@ -537,17 +537,6 @@ def _allowances(which, params, y, sw):
     ]
 
 
-_CYMLP_MODULES = ("cymlp._classifier", "cymlp._regressor", "cymlp._base",
-                  "cymlp._training")
-
-
-def _error_text(exc):
-    text = str(exc)
-    for module in _CYMLP_MODULES:
-        text = text.replace(module, "")
-    return text.replace("sklearn.neural_network._multilayer_perceptron", "")
-
-
 def compare_outcomes(sk, cy, what, tame, allow=()):
     """The core assertion of the fuzz."""
     for name, predicate in allow:

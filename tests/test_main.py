@@ -9,7 +9,6 @@ import subprocess
 import sys
 import warnings
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
