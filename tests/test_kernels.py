@@ -442,23 +442,32 @@ def test_forward_pass(dtype, data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_forward_pass_many_rows(dtype, global_random_seed):
-    # more rows than one predict chunk (1024 at the time of writing; 256
-    # before), and a ragged last chunk
+@pytest.mark.parametrize("chunk_rows", [None, 1, 7, 256, 1024])
+def test_forward_pass_many_rows(dtype, chunk_rows, global_random_seed):
+    # many rows in chunks of every kind of size (None: the engine's own choice),
+    # with a ragged last chunk
     rng = np.random.RandomState(global_random_seed)
     units = [5, 7, 4, 3]
     params = ref.random_network(rng, units, dtype)
     X = rng.normal(size=(1024 * 2 + 256 + 17, 5)).astype(dtype)
     net = _network(units, "tanh", "softmax")
     coefs, intercepts = net.views(params)
-    out = net.predict(X, coefs, intercepts)
+    out = net.predict(X, coefs, intercepts, chunk_rows=chunk_rows)
     acts, _ = ref.forward(X, coefs, intercepts, "tanh", "softmax")
     assert_within(out, acts[-1], ref.forward_tolerance(X, coefs, intercepts, "tanh",
                                                        "softmax", dtype))
     # row-by-row prediction gives the same rows as the chunked one
-    for i in [0, 255, 256, 1023, 1024, 2047, 2048, 2303, 2304, len(X) - 1]:
+    for i in [0, 6, 7, 255, 256, 1023, 1024, 2047, 2048, 2303, 2304, len(X) - 1]:
         one = net.predict(np.ascontiguousarray(X[i:i + 1]), coefs, intercepts)
         np.testing.assert_allclose(one[0], out[i], rtol=10 * eps(dtype), atol=tiny(dtype))
+    # a NaN in any chunk is found (predict then returns None)
+    for i in [0, 7, 1024, len(X) - 1]:
+        X_bad = X.copy()
+        X_bad[i, 4] = np.nan
+        assert net.predict(X_bad, coefs, intercepts, check_finite=True,
+                           chunk_rows=chunk_rows) is None
+    assert net.predict(X, coefs, intercepts, check_finite=True,
+                       chunk_rows=chunk_rows) is not None
 
 
 def _loss_grad(net, X, Y, sw, params, alpha):

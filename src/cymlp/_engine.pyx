@@ -47,10 +47,14 @@ LOSSES = {
 }
 SOLVERS = {"sgd": SGD, "adam": ADAM}
 
-# Rows per chunk in predict: big enough for efficient GEMMs, small enough that
-# the activations of a chunk stay in cache and memory does not grow with X.
+# Rows per chunk in predict: as many as keep a chunk's input rows and its
+# activations within about 2 MiB (a typical L2 cache), so the finiteness check
+# and the GEMM read the chunk from cache and memory does not grow with X; at
+# least 64 rows, for efficient GEMMs, and at most 4096.
 cdef enum:
-    PREDICT_CHUNK = 1024
+    PREDICT_CHUNK_BYTES = 2 * 1024 * 1024
+    PREDICT_CHUNK_MIN = 64
+    PREDICT_CHUNK_MAX = 4096
 
 
 cdef struct Net:
@@ -483,16 +487,16 @@ cdef int loss_grad_impl(
 cdef int predict_impl(
     const Net* net, floating** W, floating** b,
     const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
-    Py_ssize_t n_samples, floating* out, bint check_finite,
+    Py_ssize_t n_samples, floating* out, bint check_finite, Py_ssize_t chunk_rows,
 ) noexcept nogil:
-    """out = forward pass of X, PREDICT_CHUNK rows at a time.
+    """out = forward pass of X, chunk_rows rows at a time.
 
     Returns 0; -1 if out of memory; 1 if check_finite found a NaN or infinity
     in dense X (out is then incomplete). W and b are the layer tables (the
     weights need not be one packed buffer).
     """
     cdef Py_ssize_t L = net.n_layers, i, start, rows
-    cdef Py_ssize_t chunk = min(<Py_ssize_t> PREDICT_CHUNK, n_samples)
+    cdef Py_ssize_t chunk = min(chunk_rows, n_samples)
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef floating* buf = <floating*> malloc(
         max(chunk * net.width * workspace_blocks(net, False), 1) * sizeof(floating))
@@ -672,22 +676,28 @@ cdef class Network:
         return _loss_grad[double](self, data, indptr, indices, Y, sample_weight,
                                   params, grad, work, alpha)
 
-    def predict(self, X, coefs, intercepts, check_finite=False):
+    def predict(self, X, coefs, intercepts, check_finite=False, chunk_rows=None):
         """Output-layer activations for every row of X.
 
         X is a C-contiguous float array or a CSR matrix; ``coefs`` and
         ``intercepts`` are lists of C-contiguous arrays of X's dtype. With
         ``check_finite``, a dense X is checked for NaN and infinity on the way
-        and None is returned if it holds any.
+        and None is returned if it holds any. ``chunk_rows`` overrides the
+        number of rows per chunk (for tests and tuning).
         """
         data, indptr, indices = _split_input(X)
         out = np.empty((X.shape[0], self.net.units[self.net.n_layers]), dtype=data.dtype)
+        if chunk_rows is None:
+            row_bytes = data.dtype.itemsize * sum(
+                self.net.units[i] for i in range(self.net.n_layers + 1))
+            chunk_rows = min(max(PREDICT_CHUNK_BYTES // row_bytes, PREDICT_CHUNK_MIN),
+                             PREDICT_CHUNK_MAX)
         if data.dtype == np.float32:
             finite = _predict[float](self, data, indptr, indices, coefs, intercepts, out,
-                                     check_finite)
+                                     check_finite, chunk_rows)
         else:
             finite = _predict[double](self, data, indptr, indices, coefs, intercepts, out,
-                                      check_finite)
+                                      check_finite, chunk_rows)
         return out if finite else None
 
 
@@ -776,7 +786,7 @@ cdef _loss_grad(Network self, data, const Py_ssize_t[::1] indptr,
 
 cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
               const Py_ssize_t[::1] indices, list coefs, list intercepts,
-              floating[:, ::1] out, bint check_finite):
+              floating[:, ::1] out, bint check_finite, Py_ssize_t chunk_rows):
     """Fill out; False if check_finite found a non-finite value in X."""
     cdef Py_ssize_t L = self.net.n_layers, i
     cdef const floating[::1] flat = np.ravel(data)
@@ -800,7 +810,7 @@ cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
             return True
         with nogil:
             status = predict_impl(&self.net, W, W + L, x, ip, ix, out.shape[0], &out[0, 0],
-                                  check_finite)
+                                  check_finite, max(chunk_rows, 1))
         if status < 0:
             raise MemoryError()
         return status == 0
