@@ -38,6 +38,45 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 
+
+def _fitted_label_binarizer(y):
+    """``LabelBinarizer().fit(y)``, without its checks where they cannot fail.
+
+    For a non-empty 1-D integer array, LabelBinarizer.fit's target-type checks
+    (about a millisecond, a tenth of a small fit, and held under the GIL) can
+    only conclude "binary" (at most two values) or "multiclass", and its
+    classes are the sorted distinct values. Anything else is fitted by
+    LabelBinarizer itself. tests/test_labels.py checks that both ways give a
+    binarizer with the same attributes.
+    """
+    lb = LabelBinarizer()
+    if type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu" and y.shape[0]:
+        lb.classes_ = np.unique(y)
+        lb.y_type_ = "binary" if len(lb.classes_) <= 2 else "multiclass"
+        lb.sparse_input_ = False
+        return lb
+    return lb.fit(y)
+
+
+def _decode_labels(lb, Y):
+    """``lb.inverse_transform(Y)``, directly for float scores of one label.
+
+    The same arithmetic as LabelBinarizer's (the first maximum of each row
+    for multiclass, score > 0.5 for binary) without its per-call checks,
+    which cost three times a one-row forward pass. Other cases (multilabel,
+    sparse targets, non-float Y) go through the binarizer.
+    """
+    if type(Y) is np.ndarray and Y.dtype.kind == "f" and not lb.sparse_input_:
+        classes = lb.classes_
+        if lb.y_type_ == "multiclass" and Y.ndim == 2 and Y.shape[1] == len(classes):
+            return classes.take(Y.argmax(axis=1), mode="clip")
+        if lb.y_type_ == "binary" and (Y.ndim == 1 or Y.shape[1] == 1):
+            if len(classes) == 1:
+                return np.repeat(classes[0], Y.shape[0])
+            return classes[(Y > 0.5).reshape(-1).astype(np.intp)]
+    return lb.inverse_transform(Y)
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, compiled; a drop-in for scikit-learn's.
 
@@ -370,8 +409,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         # A fresh fit (re)defines the classes; warm_start needs the same set;
         # partial_fit accepts any subset of the classes of its first call.
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _fitted_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
@@ -390,7 +428,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, self._encode_targets(y)
 
     def _decode_targets(self, Y):
-        return self._label_binarizer.inverse_transform(Y)
+        return _decode_labels(self._label_binarizer, Y)
 
     def predict(self, X: ArrayLike) -> NDArray:
         """Predict using the multi-layer perceptron classifier.
@@ -412,7 +450,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._decode_targets(y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(
