@@ -542,15 +542,15 @@ def run_train(spec, data, quick, repeats, use_torch):
              f"{floor.flops / 1e9:.2f} GFLOP/epoch in {len(floor.calls)} GEMMs, floor "
              f"{floor.flops / 1e9 / min(floor_times):.1f} GFLOP/s (wrapper overhead "
              f"subtracted: {floor.overhead() * 1e3:.2f} ms/epoch)"]
+    exact = [f + st for f, st in zip(floor_times, step_times)] if step_times else None
     if step_times:
-        bound = min(times["sklearn"]) / (min(floor_times) + min(step_times))
+        bound = min(times["sklearn"]) / min(exact)
         notes.append(f"optimizer steps alone ({step.solver}, {n_params} parameters, "
                      f"{step.n_batches} per epoch): {fmt_time(min(step_times), 's/epoch')}; "
                      f"sklearn / (GEMM floor + steps) = {bound:.2f}x")
     if sk.coefs_[0].dtype != cy.coefs_[0].dtype:
         notes.append(f"WARNING: sklearn trained in {sk.coefs_[0].dtype}, "
                      f"cymlp in {cy.coefs_[0].dtype}")
-    exact = [f + st for f, st in zip(floor_times, step_times)] if step_times else None
     return [Row(spec.name, "s/epoch", times, spec, floor=floor_times, exact_floor=exact,
                 notes=notes, sk_target=spec.sk_target)]
 
