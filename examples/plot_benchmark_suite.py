@@ -7,8 +7,10 @@ The source repository's benchmark suite (``benchmarks/run.py``) times cymlp
 and scikit-learn's MLP side by side, in one process, on every workload of the
 project's performance targets, and writes its measurements to
 ``benchmarks/results.json`` (``--json``). This example plots the committed
-results of the last full run: for each workload, how many times faster cymlp
-was than scikit-learn, next to the target.
+results of one full run: for each workload, how many times faster cymlp
+was than scikit-learn, next to the target. One run on a shared machine is
+noisy (a grid search disturbed by outside load can swing by a third);
+``benchmarks/RESULTS.md`` gives the spread over several runs.
 
 Training rows are seconds per epoch; ``predict-*`` rows are one call of
 ``predict_proba``; ``grid-*`` rows a whole ``GridSearchCV``. The ``grid-thr2``
