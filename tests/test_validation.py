@@ -453,3 +453,24 @@ def test_adam_survives_huge_gradients():
     assert assert_same_outcome(
         lambda cls: (lambda: cls(max_iter=5, hidden_layer_sizes=(4,),
                                  random_state=0, solver="adam").fit(X, y))) is None
+
+
+@pytest.mark.parametrize("cls", [cymlp.MLPClassifier, cymlp.MLPRegressor])
+def test_param_names_are_sklearns(cls):
+    # cymlp caches the parameter names per class; they must be exactly what
+    # BaseEstimator reads from the signature, for subclasses too, and a
+    # caller mutating the returned list must not change the next answer.
+    from sklearn.base import BaseEstimator
+
+    class Sub(cls):
+        def __init__(self, extra=1, hidden_layer_sizes=(100,)):
+            super().__init__(hidden_layer_sizes=hidden_layer_sizes)
+            self.extra = extra
+
+    for klass in (cls, Sub):
+        expected = BaseEstimator._get_param_names.__func__(klass)
+        names = klass._get_param_names()
+        assert names == expected
+        names.append("junk")
+        assert klass._get_param_names() == expected
+    assert Sub().get_params() == {"extra": 1, "hidden_layer_sizes": (100,)}

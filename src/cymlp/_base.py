@@ -767,6 +767,20 @@ class _BaseMLP(BaseEstimator):
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
 
+    @classmethod
+    def _get_param_names(cls):
+        # Overrides a private scikit-learn classmethod, as no public hook
+        # serves: BaseEstimator reads the constructor's signature with inspect
+        # on every get_params call (about 0.1 ms), and clone, set_params and
+        # each fit's parameter validation call it, several times per fit of a
+        # grid search. A class's signature does not change: it is read once
+        # per class (a subclass of the user's gets its own entry).
+        names = cls.__dict__.get("_param_names_cache")
+        if names is None:
+            names = tuple(super()._get_param_names())
+            cls._param_names_cache = names
+        return list(names)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
