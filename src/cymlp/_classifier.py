@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 
-
 def _fitted_label_binarizer(y):
     """``LabelBinarizer().fit(y)``, without its checks where they cannot fail.
 
@@ -51,6 +50,7 @@ def _fitted_label_binarizer(y):
     """
     lb = LabelBinarizer()
     if type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu" and y.shape[0]:
+        # the three fitted attributes LabelBinarizer documents and fit sets
         lb.classes_ = np.unique(y)
         lb.y_type_ = "binary" if len(lb.classes_) <= 2 else "multiclass"
         lb.sparse_input_ = False
