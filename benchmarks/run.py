@@ -213,7 +213,28 @@ def max_coef_diff(a, b):
 # =========================================================================
 # The GEMM floor, through scipy's BLAS (the one cymlp calls)
 # =========================================================================
-class GemmFloor:
+class _NetTiming:
+    """Times one epoch's worth of work with the Python call overhead taken out.
+
+    A subclass sets ``work`` (the epoch's calls or buffers), ``tiny`` (the same
+    number of calls on size-1 operands) and ``_run(work) -> seconds``. The
+    overhead is the best of 5 runs of ``tiny``, measured once.
+    """
+
+    _overhead = None
+
+    def overhead(self):
+        """Seconds of call overhead per epoch."""
+        if self._overhead is None:
+            self._overhead = min(self._run(self.tiny) for _ in range(5))
+        return self._overhead
+
+    def epoch(self):
+        """Net seconds of one epoch's work (call overhead subtracted)."""
+        return max(self._run(self.work) - self.overhead(), 1e-9)
+
+
+class GemmFloor(_NetTiming):
     """The matrix products of one training epoch, and nothing else.
 
     For a network with layer widths u[0..L] and a minibatch of b rows, per batch:
@@ -271,8 +292,8 @@ class GemmFloor:
             a.shape[1 if ta else 0] * a.shape[0 if ta else 1] * c.shape[1]
             for a, _, c, ta, _ in calls
         )
+        self.work = calls
         self._check_no_copy()
-        self._overhead = None
 
     def _run(self, calls):
         gemm = self.gemm
@@ -307,18 +328,9 @@ class GemmFloor:
         if not np.allclose(c, a @ b, rtol=1e-3, atol=1e-3):
             raise RuntimeError("GEMM floor: in-place product check failed")
 
-    def overhead(self):
-        """Seconds of wrapper overhead per epoch (same number of 1x1 calls; min of 5)."""
-        if self._overhead is None:
-            self._overhead = min(self._run(self.tiny) for _ in range(5))
-        return self._overhead
-
-    def epoch(self):
-        """Net seconds of one epoch's GEMMs (wrapper overhead subtracted)."""
-        return max(self._run(self.calls) - self.overhead(), 1e-9)
 
 
-class StepFloor:
+class StepFloor(_NetTiming):
     """The optimizer updates of one training epoch, and nothing else.
 
     One step over all parameters per minibatch, with scikit-learn's arithmetic
@@ -339,9 +351,8 @@ class StepFloor:
         rng = np.random.default_rng(seed)
         self.params0 = (rng.standard_normal(n_params) * 0.1).astype(dtype)
         self.grad = (rng.standard_normal(n_params) * 0.1).astype(dtype)
-        self.bufs = self._buffers(n_params, dtype)
+        self.work = self._buffers(n_params, dtype)
         self.tiny = self._buffers(1, dtype)
-        self._overhead = None
 
     def _buffers(self, n, dtype):
         params = self.params0[:n].copy()
@@ -359,15 +370,6 @@ class StepFloor:
         for _ in range(self.n_batches):
             step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3)
         return time.perf_counter() - start
-
-    def overhead(self):
-        if self._overhead is None:
-            self._overhead = min(self._run(self.tiny) for _ in range(5))
-        return self._overhead
-
-    def epoch(self):
-        """Net seconds of one epoch's optimizer steps."""
-        return max(self._run(self.bufs) - self.overhead(), 1e-9)
 
 
 # =========================================================================

@@ -4,9 +4,6 @@ Parameters, data checks, the lbfgs and stochastic training loops, prediction
 and pickling; the targets are handled in ``_classifier.py`` and ``_regressor.py``.
 """
 
-# The scikit-learn layer: parameters, data validation, targets, and the epoch
-# loop (this module, with the targets in _classifier.py and _regressor.py).
-#
 # Everything a user can pass is checked here, with scikit-learn's own validation
 # functions, before the compiled engine (:mod:`cymlp._engine`) sees it. The
 # engine trusts shapes and dtypes; this layer makes sure they are right.
