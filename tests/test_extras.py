@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cymlp
-from cymlp._engine import Network
+from cymlp._engine import Network, Trainer
 
 NEW_ACTIVATIONS = ["leaky_relu", "elu", "gelu", "silu", "softplus"]
 OUTPUTS = [
@@ -61,9 +61,11 @@ def test_new_activation_gradients(activation, out, loss, n_out, dtype, global_ra
     alpha = 0.05
 
     def loss_at(p, dt, grad=None):
-        work = net.workspace(n, False, dt)
-        return net.loss_grad(X.astype(dt), Y.astype(dt), sw.astype(dt), p.astype(dt),
-                             grad, work, alpha)
+        loss, g = Trainer(net, dt, n).loss_grad(X.astype(dt), Y.astype(dt), sw.astype(dt),
+                                                p.astype(dt), alpha, with_grad=grad is not None)
+        if grad is not None:
+            grad[...] = g
+        return loss
 
     grad = np.empty(net.n_params, dtype=dtype)
     loss_at(params, dtype, grad)

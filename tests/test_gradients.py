@@ -71,15 +71,15 @@ def _hidden_signs(X, params, units, activation, out_act):
 
 
 def _check_gradient(net, X, Y, sw, params, units, activation, out_act, alpha, dtype):
-    work = net.workspace(X.shape[0], False, dtype)
-    grad = np.empty_like(params)
-    loss = net.loss_grad(X, Y, sw, params.copy(), grad, work, alpha)
+    trainer = _engine.Trainer(net, dtype, X.shape[0])
+    loss, grad = trainer.loss_grad(X, Y, sw, params.copy(), alpha)
+    grad = grad.copy()
 
     Xd = X.toarray() if sp.issparse(X) else X
 
     if dtype == np.float64:
         def f(p):
-            return net.loss_grad(X, Y, sw, p, np.empty_like(p), work, alpha)
+            return trainer.loss_grad(X, Y, sw, p, alpha, with_grad=False)[0]
     else:
         def f(p):
             value, _ = ref.loss_and_grad(Xd, Y, sw, p, units, activation, out_act,
@@ -173,9 +173,8 @@ def test_squared_error_multioutput_gradient_convention(sparse, global_random_see
     units, params, X, Y, sw = _problem(rng, "tanh", "identity", dtype, n_out=3)
     alpha = 0.3
     net = _engine.Network(units, "tanh", "identity", "squared_error")
-    grad = np.empty_like(params)
-    loss = net.loss_grad(sp.csr_matrix(X) if sparse else X, Y, sw, params.copy(), grad,
-                         net.workspace(X.shape[0], False, dtype), alpha)
+    loss, grad = _engine.Trainer(net, dtype, X.shape[0]).loss_grad(
+        sp.csr_matrix(X) if sparse else X, Y, sw, params.copy(), alpha)
 
     def objective(p):
         coefs, intercepts = ref.unpack(p, units)

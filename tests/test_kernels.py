@@ -4,7 +4,7 @@ shapes, dtypes and values.
 The engine exposes its elementwise kernels as test hooks in ``cymlp._engine``
 (``_kernel_activation``, ``_kernel_derivative``, ``_kernel_loss``,
 ``_kernel_optimizer_step``) and its whole-network passes through
-``cymlp._engine.Network`` (``predict``, ``loss_grad``, ``train_epoch``). The
+``cymlp._engine.Network`` (``predict``) and ``Trainer`` (``loss_grad``, ``run_epoch``). The
 references (tests/_kernel_reference.py) are written from the definitions and
 evaluated in extended precision; the tolerances are forward error bounds of
 the float32/float64 arithmetic, not numbers taken from a cymlp run.
@@ -471,10 +471,10 @@ def test_forward_pass_many_rows(dtype, chunk_rows, global_random_seed):
 
 
 def _loss_grad(net, X, Y, sw, params, alpha):
-    grad = np.full_like(params, np.nan)
-    work = net.workspace(X.shape[0], False, params.dtype)
-    loss = net.loss_grad(X, Y, sw, params, grad, work, alpha)
-    return loss, grad
+    trainer = _engine.Trainer(net, params.dtype, X.shape[0])
+    trainer.grad[...] = np.nan  # every entry must be written
+    loss, grad = trainer.loss_grad(X, Y, sw, params, alpha)
+    return loss, grad.copy()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -648,17 +648,20 @@ def test_train_epoch_matches_reference(kind, dtype, data):
            # an epsilon that keeps adam's m / sqrt(v) well conditioned: with
            # 1e-8 a gradient that is zero up to rounding flips the step's sign
            "epsilon": 1e-3, "t": 0}
+    settings = {"kind": kind, "learning_rate_init": opt["lr"], "momentum": opt["momentum"],
+                "nesterovs_momentum": opt["nesterov"], "beta_1": opt["beta_1"],
+                "beta_2": opt["beta_2"], "epsilon": opt["epsilon"], "t": 0}
     if sw is not None:
         sw[:] = np.maximum(sw, 0.1)  # no minibatch of weight zero here
     Xin = data.draw(csr_variant(X)) if sparse else X
     net = _network(units, act, out_act)
     p = params.copy()
-    state1 = np.zeros_like(p)
-    state2 = np.zeros_like(p) if kind == "adam" else None
+    settings["state1"] = np.zeros_like(p)
+    settings["state2"] = np.zeros_like(p) if kind == "adam" else None
     gather = order is not None and not sparse
-    work = net.workspace(batch_size, gather, dtype)
-    loss_sum, t = net.train_epoch(Xin, Y, sw, order, batch_size, p, np.empty_like(p),
-                                  state1, state2, work, opt)
+    trainer = _engine.Trainer(net, dtype, batch_size, gather=gather, optimizer=settings)
+    loss_sum = trainer.run_epoch(Xin, Y, sw, order, p, alpha, opt["lr"])
+    t = trainer.t
 
     p_ref, loss_ref, t_ref = _reference_epoch(X, Y, sw, order, batch_size, params, units,
                                               act, out_act, opt)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -41,12 +42,14 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-from ._engine import Network
+from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer
 from ._training import (
     _as_callback_list,
     _callbacks_say_stop,
     _deferred_keyboard_interrupt,
+    _EarlyStopping,
     _engine_input,
+    _EpochRun,
     _Optimizer,
     _ValidationLoss,
 )
@@ -58,6 +61,17 @@ if TYPE_CHECKING:
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
+def _numeric_array(value, name):
+    """A fitted weight as an array of numbers, or ValueError naming it."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError("%s is not an array of numbers: %s" % (name, exc)) from exc
+    if array.dtype.kind not in "biuf":
+        raise ValueError("%s must hold real numbers; got dtype %s." % (name, array.dtype))
+    return array
+
+
 class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor. Not for direct use."""
 
@@ -66,12 +80,7 @@ class _BaseMLP(BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [
-            StrOptions(
-                {"identity", "logistic", "tanh", "relu"}
-                | {"leaky_relu", "elu", "gelu", "silu", "softplus"}
-            )
-        ],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -181,8 +190,73 @@ class _BaseMLP(BaseEstimator):
             negative_slope=float(self.negative_slope),
         )
 
-    def _layer_units(self):
-        return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+    def _fitted_weights(self):
+        """The fitted network, checked before any compiled code reads it.
+
+        Users edit fitted weights (pruning, transfer, loading weights trained
+        elsewhere) and pickles outlive versions, while the engine runs on raw
+        pointers: so every entry point checks, in O(number of layers), that
+        ``coefs_`` and ``intercepts_`` chain from ``n_features_in_`` to
+        ``n_outputs_`` with the shapes a network has, and that the
+        activations are known. Returns ``(layer_units, coefs, intercepts)``,
+        the weights as numeric arrays (not yet in the working dtype).
+        A mismatch raises ValueError naming the attribute.
+        """
+        coefs, intercepts = self.coefs_, self.intercepts_
+        for name, value in (("coefs_", coefs), ("intercepts_", intercepts)):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(
+                    "%s must be a list of arrays, one per layer; got %s."
+                    % (name, type(value).__name__)
+                )
+        n_layers = getattr(self, "n_layers_", len(coefs) + 1)
+        if len(coefs) != n_layers - 1 or len(intercepts) != n_layers - 1:
+            raise ValueError(
+                "n_layers_=%r needs %r coefficient matrices and intercept "
+                "vectors; coefs_ has %d and intercepts_ %d."
+                % (n_layers, n_layers - 1, len(coefs), len(intercepts))
+            )
+        if not coefs:
+            raise ValueError("coefs_ is empty: the network has no layers.")
+        fan_in = getattr(self, "n_features_in_", None)
+        units, checked_coefs, checked_intercepts = [], [], []
+        for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+            coef = _numeric_array(coef, "coefs_[%d]" % i)
+            intercept = _numeric_array(intercept, "intercepts_[%d]" % i)
+            if fan_in is None:
+                fan_in = coef.shape[0] if coef.ndim == 2 else -1
+            units.append(fan_in)
+            if coef.ndim != 2 or coef.shape[0] != fan_in or coef.shape[1] < 1:
+                raise ValueError(
+                    "coefs_[%d] has shape %s; expected (%d, n_units) with "
+                    "n_units >= 1, as the layer before it has %d units."
+                    % (i, coef.shape, fan_in, fan_in)
+                )
+            fan_in = coef.shape[1]
+            if intercept.shape != (fan_in,):
+                raise ValueError(
+                    "intercepts_[%d] has shape %s; expected (%d,) to match coefs_[%d]."
+                    % (i, intercept.shape, fan_in, i)
+                )
+            checked_coefs.append(coef)
+            checked_intercepts.append(intercept)
+        units.append(fan_in)
+        n_outputs = getattr(self, "n_outputs_", fan_in)
+        if fan_in != n_outputs:
+            raise ValueError(
+                "coefs_[-1] has %d output units; n_outputs_ is %r." % (fan_in, n_outputs)
+            )
+        if self.out_activation_ not in OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                "out_activation_=%r is not one of %s."
+                % (self.out_activation_, sorted(OUTPUT_ACTIVATIONS))
+            )
+        if self.activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                "activation=%r is not one of %s."
+                % (self.activation, sorted(HIDDEN_ACTIVATIONS))
+            )
+        return units, checked_coefs, checked_intercepts
 
     def _initialize(self, y, layer_units, dtype):
         """Set the fitted attributes of a fresh model and draw the initial weights."""
@@ -285,28 +359,34 @@ class _BaseMLP(BaseEstimator):
             y = y.reshape((-1, 1))
         n_features = X.shape[1]
         layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
-        self.n_outputs_ = y.shape[1]
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        elif self._layer_units() != layer_units:
-            raise ValueError(
-                "The network's layers %s do not match what the data and "
-                "hidden_layer_sizes ask for, %s: warm_start and partial_fit "
-                "need the same hidden_layer_sizes and outputs as before."
-                % (self._layer_units(), layer_units)
-            )
+            coefs, intercepts = self.coefs_, self.intercepts_
+        else:
+            fitted_units, coefs, intercepts = self._fitted_weights()
+            if fitted_units != layer_units:
+                raise ValueError(
+                    "The network's layers %s do not match what the data and "
+                    "hidden_layer_sizes ask for, %s: warm_start and partial_fit "
+                    "need the same hidden_layer_sizes and outputs as before."
+                    % (fitted_units, layer_units)
+                )
+            self.n_outputs_ = y.shape[1]
         # A first fit trains in X's dtype; a continued one (warm_start,
-        # partial_fit) keeps the weights' dtype, as sklearn does.
-        dtype = X.dtype if first_pass else self.coefs_[0].dtype
+        # partial_fit) keeps the weights' dtype, as sklearn does (weights
+        # that are neither float32 nor float64 continue in float64).
+        dtype = X.dtype if first_pass else coefs[0].dtype
+        if dtype != np.float32:
+            dtype = np.float64
         if dtype == np.float32 and y.dtype.kind == "f" and np.any(
             np.abs(y) > np.finfo(np.float32).max
         ):
             # regression targets beyond float32's range: train in float64
             # (sklearn keeps such targets in float64 beside float32 weights)
             dtype = np.float64
-        self._set_params_buffer(layer_units, self.coefs_, self.intercepts_, dtype)
+        self._set_params_buffer(layer_units, coefs, intercepts, dtype)
 
         X = _engine_input(X, dtype)
         if sample_weight is not None:
@@ -376,12 +456,11 @@ class _BaseMLP(BaseEstimator):
         network = self._network(layer_units)
         params = self._params
         Y = np.ascontiguousarray(y, dtype=params.dtype)
-        grad = np.empty_like(params)
-        work = network.workspace(X.shape[0], False, params.dtype)
+        trainer = Trainer(network, params.dtype, max(X.shape[0], 1))
         alpha = float(self.alpha)
 
         def loss_grad(x):
-            loss = network.loss_grad(X, Y, sample_weight, x, grad, work, alpha)
+            loss, grad = trainer.loss_grad(X, Y, sample_weight, x, alpha)
             # scipy may keep the gradient it was given: hand over a copy
             return loss, grad.copy()
 
@@ -435,13 +514,18 @@ class _BaseMLP(BaseEstimator):
     ):
         network = self._network(layer_units)
         params = self._params
-        if (
-            not incremental
-            or not hasattr(self, "_optimizer")
-            or self._optimizer.state1.dtype != params.dtype
-        ):
-            self._optimizer = _Optimizer(self, params.size, params.dtype)
-        optimizer = self._optimizer
+        # As scikit-learn: a new optimizer for every fit (warm_start too), and
+        # partial_fit continues the last one, settings included. A continued
+        # model whose weights changed dtype starts new moments.
+        optimizer = getattr(self, "_optimizer", None)
+        if not incremental or optimizer is None or optimizer.state1.dtype != params.dtype:
+            optimizer = self._optimizer = _Optimizer(self, params.size, params.dtype)
+        elif not optimizer.matches(params.size, params.dtype):
+            raise ValueError(
+                "The optimizer state (_optimizer) does not match the network: "
+                "its moments must have %d entries of dtype %s."
+                % (params.size, params.dtype)
+            )
         optimizer.make_writable()
 
         if self.early_stopping and incremental:
@@ -474,13 +558,8 @@ class _BaseMLP(BaseEstimator):
             X_train = _engine_input(X_train, params.dtype)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
-        if early_stopping:
-            best_params = params.copy()
-            val_loss = _ValidationLoss(network, X_val, Y_val, sw_val, params.dtype)
-        Y_train = np.ascontiguousarray(y_train, dtype=params.dtype)
 
         n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=np.intp)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -491,62 +570,69 @@ class _BaseMLP(BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        grad = np.empty_like(params)
         gather = self.shuffle and not sp.issparse(X_train)
-        work = network.workspace(batch_size, gather, params.dtype, dropout is not None)
-        callbacks = _as_callback_list(self.callbacks)
-        if not early_stopping:
-            X_val = y_val = sw_val = None
-
-        with _deferred_keyboard_interrupt() as interrupted:
-            self._run_epochs(
-                network, optimizer, params, X_train, Y_train, sw_train, sample_idx,
-                batch_size, grad, work, dropout, callbacks, incremental,
-                early_stopping, X_val, y_val, sw_val,
-                val_loss if early_stopping else None,
-                best_params if early_stopping else None,
-                interrupted,
+        run = _EpochRun(
+            trainer=Trainer(
+                network,
+                params.dtype,
+                batch_size,
+                gather=gather,
+                dropout=dropout,
+                optimizer=optimizer.engine_settings(),
+            ),
+            optimizer=optimizer,
+            params=params,
+            X=X_train,
+            Y=np.ascontiguousarray(y_train, dtype=params.dtype),
+            sample_weight=sw_train,
+            order=np.arange(n_samples, dtype=np.intp) if self.shuffle else None,
+            dropout=dropout is not None,
+        )
+        if early_stopping:
+            run.validation = _EarlyStopping(
+                X=X_val,
+                y=y_val,
+                sample_weight=sw_val,
+                loss=_ValidationLoss(network, X_val, Y_val, sw_val, params.dtype),
+                best_params=params.copy(),
             )
+        with _deferred_keyboard_interrupt() as interrupted:
+            self._run_epochs(run, _as_callback_list(self.callbacks), incremental, interrupted)
 
-    def _run_epochs(
-        self, network, optimizer, params, X_train, Y_train, sw_train, sample_idx,
-        batch_size, grad, work, dropout, callbacks, incremental, early_stopping,
-        X_val, y_val, sw_val, val_loss, best_params, interrupted,
-    ):
+    def _run_epochs(self, run, callbacks, incremental, interrupted):
         """The epoch loop: one compiled call per epoch, then the bookkeeping."""
-        n_samples = X_train.shape[0]
-        state2 = optimizer.state2
+        n_samples = run.X.shape[0]
+        optimizer, validation = run.optimizer, run.validation
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if interrupted():
                     raise KeyboardInterrupt
-                if self.shuffle:
+                if run.order is not None:
                     # scikit-learn's shuffle(sample_idx, random_state) draws a
                     # permutation with RandomState.shuffle(arange(n)) and indexes
-                    # sample_idx with it. Shuffling sample_idx in place makes the
+                    # sample_idx with it. Shuffling the order in place makes the
                     # same swaps from the same draws, so the same seed visits the
                     # rows in the same order -- without ~0.25 ms of per-epoch
                     # validation and indexing overhead.
-                    self._random_state.shuffle(sample_idx)
-                if dropout is not None:
+                    self._random_state.shuffle(run.order)
+                seed = None
+                if run.dropout:
                     # one draw per epoch seeds the masks (only with dropout, so
                     # the default keeps scikit-learn's random stream)
                     seed = int(self._random_state.randint(0, 2**63 - 1, dtype=np.int64))
-                loss_sum, optimizer.t = network.train_epoch(
-                    X_train,
-                    Y_train,
-                    sw_train,
-                    sample_idx if self.shuffle else None,
-                    batch_size,
-                    params,
-                    grad,
-                    optimizer.state1,
-                    state2,
-                    work,
-                    optimizer.engine_args(self),
-                    None if dropout is None else (dropout, seed),
+                # alpha is read per epoch, as scikit-learn reads it per batch
+                loss_sum = run.trainer.run_epoch(
+                    run.X,
+                    run.Y,
+                    run.sample_weight,
+                    run.order,
+                    run.params,
+                    float(self.alpha),
+                    optimizer.learning_rate,
+                    dropout_seed=seed,
                 )
+                optimizer.t = run.trainer.t
                 self.n_iter_ += 1
                 # numpy.float64 whatever the dtype, as sklearn (its losses go
                 # through float64 targets or scipy.special.xlogy)
@@ -556,9 +642,9 @@ class _BaseMLP(BaseEstimator):
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                if early_stopping:
-                    if self._update_validation(X_val, y_val, sw_val, val_loss, params):
-                        best_params[...] = params
+                if validation is not None:
+                    if self._update_validation(validation, run.params):
+                        validation.best_params[...] = run.params
                 else:
                     self._update_training_loss()
 
@@ -570,7 +656,7 @@ class _BaseMLP(BaseEstimator):
                     break
 
                 if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
+                    if validation is not None:
                         msg = (
                             "Validation score did not improve more than "
                             "tol=%f for %d consecutive epochs."
@@ -607,14 +693,14 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.")
             raise
         finally:
-            if early_stopping:
-                params[...] = best_params
+            if validation is not None:
+                run.params[...] = validation.best_params
 
-    def _update_validation(self, X_val, y_val, sw_val, val_loss, params):
+    def _update_validation(self, validation, params):
         """Record the validation score and loss; True if the score is the best yet."""
-        score = self._score(X_val, y_val, sample_weight=sw_val)
+        score = self._score(validation.X, validation.y, sample_weight=validation.sample_weight)
         self.validation_scores_.append(score)
-        self.validation_loss_curve_.append(val_loss(params, float(self.alpha)))
+        self.validation_loss_curve_.append(validation.loss(params, float(self.alpha)))
         if self.verbose:
             print("Validation score: %f" % score)
             if self.verbose >= 2:
@@ -702,6 +788,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, through the compiled forward pass."""
+        layer_units, coefs, intercepts = self._fitted_weights()
         plain = check_input and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -713,20 +800,25 @@ class _BaseMLP(BaseEstimator):
             )
         # numpy's promotion of X @ coef decides the working dtype, as in sklearn:
         # float32 only when both the data and the weights are float32.
-        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        dtype = np.result_type(X.dtype, coefs[0].dtype)
         if dtype != np.float32:
             dtype = np.float64
         X_in = _engine_input(X, dtype)
-        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
-        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
-        network = self._network(self._layer_units())
+        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in coefs]
+        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in intercepts]
+        network = self._network(layer_units)
         # A plain array's finiteness is checked by the engine, chunk by chunk,
         # as it reads X anyway; only if that finds a NaN or an infinity does
-        # validate_data run, to raise scikit-learn's own error.
-        out = network.predict(X_in, coefs, intercepts, check_finite=plain)
+        # validate_data run, to raise scikit-learn's own error. Under
+        # sklearn.set_config(assume_finite=True) nothing is checked, and a
+        # row with a NaN predicts NaN, as in scikit-learn.
+        check_finite = plain and not get_config()["assume_finite"]
+        out = network.predict(X_in, coefs, intercepts, check_finite=check_finite)
         if out is None:
             validate_data(self, X, reset=False)
-            raise RuntimeError("cymlp: the engine found non-finite values in X that validate_data accepted")
+            raise RuntimeError(
+                "cymlp: the engine found non-finite values in X that validate_data accepted"
+            )
         return out
 
     def _is_plain_array(self, X):
@@ -751,11 +843,25 @@ class _BaseMLP(BaseEstimator):
         )
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: on Python >= 3.11 the base class returns the live __dict__
+        state = dict(super().__getstate__())
         # coefs_ and intercepts_ are views of the packed buffer; pickle would
         # store the weights twice. The buffer is rebuilt from them at the next fit.
         state.pop("_params", None)
+        # the optimizer as plain data, so that skops loads it without trusting
+        # a private class
+        if isinstance(state.get("_optimizer"), _Optimizer):
+            state["_optimizer"] = state["_optimizer"].to_dict()
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        optimizer = getattr(self, "_optimizer", None)
+        if isinstance(optimizer, dict):
+            self._optimizer = _Optimizer.from_dict(optimizer, self)
+        elif isinstance(optimizer, _Optimizer):
+            # pickled by cymlp 0.1.0, as the object itself
+            self._optimizer = _Optimizer.from_dict(vars(optimizer), self)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Score without input validation (validation would drop feature names)."""

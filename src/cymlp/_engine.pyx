@@ -18,6 +18,7 @@ import numpy as np
 import scipy.special
 
 cimport numpy as cnp
+cnp.import_array()
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -35,17 +36,23 @@ from ._kernels cimport (
     sgd_step, adam_step, needs_preactivation, dropout_forward, all_finite,
 )
 
-ACTIVATIONS = {
+# The one list of activations: the estimators' parameter constraints, the
+# ONNX converter and the docs' tests derive from these names. The kernels
+# dispatch on the codes by name (see _kernels.pxd), never by their order.
+HIDDEN_ACTIVATIONS = {
     "identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
-    "softmax": SOFTMAX, "exp": EXP,
+    # beyond scikit-learn
     "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU, "silu": SILU,
     "softplus": SOFTPLUS,
 }
+OUTPUT_ACTIVATIONS = {
+    "identity": IDENTITY, "logistic": LOGISTIC, "softmax": SOFTMAX, "exp": EXP,
+}
+ACTIVATIONS = {**HIDDEN_ACTIVATIONS, **OUTPUT_ACTIVATIONS}
 LOSSES = {
     "squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
     "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON,
 }
-SOLVERS = {"sgd": SGD, "adam": ADAM}
 
 # Rows per chunk in predict: as many as keep a chunk's input rows and its
 # activations within about 2 MiB (a typical L2 cache), so the finiteness check
@@ -76,6 +83,9 @@ cdef struct Net:
 
 
 cdef struct Optimizer:
+    # Settings captured when the optimizer is made (as scikit-learn's
+    # SGDOptimizer / AdamOptimizer capture theirs), the per-epoch alpha and
+    # rate, and the moments: packed buffers shaped like the parameters.
     int kind
     double alpha
     double lr                 # sgd: current rate; adam: learning_rate_init
@@ -85,6 +95,19 @@ cdef struct Optimizer:
     double beta_2
     double epsilon
     Py_ssize_t t              # adam: steps taken so far
+    void* state1              # sgd velocity / adam first moment
+    void* state2              # adam second moment, or NULL
+
+
+cdef struct Data:
+    # The rows an engine call reads: dense (indptr == NULL) or CSR data,
+    # targets and sample weights (sw NULL: all ones).
+    const void* X
+    const Py_ssize_t* indptr
+    const Py_ssize_t* indices
+    const void* Y
+    const void* sw
+    Py_ssize_t n_samples
 
 
 cdef struct SparseRows:
@@ -196,6 +219,7 @@ cdef struct Tables:
     void** pre                # L + 1 pre-activations (only gelu / silu), or NULL
     void** inp                # L + 1 GEMM inputs: act[i] or its dropped-out copy
     void** mask               # L + 1 dropout masks, or NULL
+    void* gathered            # the rows of a shuffled dense minibatch, or NULL
 
 
 cdef void forward_rows(
@@ -287,27 +311,57 @@ cdef double batch_loss(const Net* net, double weighted_loss, double sw_sum,
     return loss + 0.5 * alpha * coef_sq / sw_sum
 
 
-cdef Py_ssize_t workspace_blocks(const Net* net, bint dropout) noexcept nogil:
-    """Workspace size in units of rows * width: activations, deltas, and the
-    pre-activations and dropout copies and masks when they are needed."""
-    return 2 + (1 if net.keep_pre else 0) + (2 if dropout else 0)
+# The regions of a workspace, in this order. Each layer region is `rows`
+# blocks of net.width values (see Net.act_off).
+cdef enum:
+    WS_GATHER = 0   # the rows of a shuffled dense minibatch (gather only)
+    WS_ACT = 1      # activations of every layer but the input
+    WS_DELTA = 2    # their deltas
+    WS_PRE = 3      # pre-activations (gelu / silu only)
+    WS_DROP = 4     # dropped-out copies of the activations (dropout only)
+    WS_MASK = 5     # the dropout masks (dropout only)
+    WS_END = 6      # the workspace's size
+
+
+cdef void workspace_layout(const Net* net, Py_ssize_t rows, bint gather, bint dropout,
+                           Py_ssize_t* off) noexcept nogil:
+    """Fill off[0..WS_END] with the offsets of a workspace's regions for
+    minibatches of up to `rows` rows: the one place that decides the layout."""
+    cdef Py_ssize_t block = rows * net.width
+    off[WS_GATHER] = 0
+    off[WS_ACT] = rows * net.units[0] if gather else 0
+    off[WS_DELTA] = off[WS_ACT] + block
+    off[WS_PRE] = off[WS_DELTA] + block
+    off[WS_DROP] = off[WS_PRE] + (block if net.keep_pre else 0)
+    off[WS_MASK] = off[WS_DROP] + (block if dropout else 0)
+    off[WS_END] = off[WS_MASK] + (block if dropout else 0)
+
+
+cdef Py_ssize_t workspace_size(const Net* net, Py_ssize_t rows, bint gather,
+                               bint dropout) noexcept nogil:
+    cdef Py_ssize_t off[WS_END + 1]
+    workspace_layout(net, rows, gather, dropout, off)
+    return off[WS_END]
 
 
 cdef void** layer_tables(const Net* net, floating* params, floating* work,
-                         Py_ssize_t rows, const double* rates, Tables* t) noexcept nogil:
-    """Fill t with tables for minibatches of up to `rows` rows over `work`.
+                         Py_ssize_t rows, bint gather, const double* rates,
+                         Tables* t) noexcept nogil:
+    """Fill t with tables for minibatches of up to `rows` rows over `work`,
+    laid out by workspace_layout with the same rows, gather and dropout.
 
     One allocation holds every table (returned, for free()); NULL when out of
     memory. act[0] and inp[0] (the input rows) are left for the caller, and
     so are W and b when params is NULL (predict, from separate arrays).
     """
-    cdef Py_ssize_t L = net.n_layers, i, block = rows * net.width, off
+    cdef Py_ssize_t L = net.n_layers, i, off
+    cdef Py_ssize_t region[WS_END + 1]
     cdef bint dropout = rates != NULL
     cdef void** blk = <void**> malloc((7 * L + 4) * sizeof(void*))
-    cdef floating* pre_buf = work + 2 * block
-    cdef floating* drop_buf = pre_buf + (block if net.keep_pre else 0)
     if blk == NULL:
         return NULL
+    workspace_layout(net, rows, gather, dropout, region)
+    t.gathered = work + region[WS_GATHER] if gather else NULL
     t.W = blk
     t.b = blk + L
     t.delta = blk + 2 * L
@@ -320,15 +374,15 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
         if params != NULL:  # predict fills W and b from separate arrays
             t.W[i] = params + net.coef_off[i]
             t.b[i] = params + net.bias_off[i]
-        t.act[i + 1] = work + off
-        t.delta[i] = work + block + off
-        t.inp[i + 1] = work + off
+        t.act[i + 1] = work + region[WS_ACT] + off
+        t.delta[i] = work + region[WS_DELTA] + off
+        t.inp[i + 1] = t.act[i + 1]
         if net.keep_pre:
-            t.pre[i + 1] = pre_buf + off
+            t.pre[i + 1] = work + region[WS_PRE] + off
         if dropout and i < L - 1 and rates[i + 1] > 0:
             # the next layer reads the dropped-out copy
-            t.inp[i + 1] = drop_buf + off
-            t.mask[i + 1] = drop_buf + block + off
+            t.inp[i + 1] = work + region[WS_DROP] + off
+            t.mask[i + 1] = work + region[WS_MASK] + off
     if net.keep_pre:
         t.pre[0] = NULL
     if dropout:
@@ -343,42 +397,46 @@ cdef inline void set_input(Tables* t, floating* x) noexcept nogil:
 
 
 cdef int train_epoch_impl(
-    const Net* net, Optimizer* opt,
-    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
-    const floating* Y, const floating* sw,
-    const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
-    floating* params, floating* grad, floating* state1, floating* state2,
-    floating* work, Dropout* drop, double* loss_out,
+    const Net* net, Optimizer* opt, const Data* d, const Py_ssize_t* order,
+    Py_ssize_t batch_size, floating* params, floating* grad, floating* work,
+    Dropout* drop, double* loss_out,
 ) noexcept nogil:
     """One epoch of minibatch training. Returns 0, or -1 if out of memory.
 
-    X is dense (indptr == NULL) or the data of a CSR matrix. A minibatch whose
-    sample weights sum to zero carries no information: it is skipped (no
-    update, no loss), where a division by its weight sum would poison the
-    weights with NaN. `work` holds the shuffled rows of a dense minibatch
-    first (when order is given), then the layer buffers.
+    Minibatches are rows order[start:start+batch_size] (a shuffled epoch) or,
+    with order NULL, consecutive blocks of rows used in place. A minibatch
+    whose sample weights sum to zero carries no information: it is skipped
+    (no update, no loss), where a division by its weight sum would poison
+    the weights with NaN. `work` was laid out for batch_size rows, with the
+    gather region when order is given and X dense.
     """
     cdef Py_ssize_t L = net.n_layers, r, start, rows
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef Py_ssize_t n_coefs = net.n_coefs, n_bias = net.n_params - net.n_coefs
-    cdef bint gather = order != NULL and indptr == NULL
+    cdef const floating* X = <const floating*> d.X
+    cdef const floating* Y = <const floating*> d.Y
+    cdef const floating* sw = <const floating*> d.sw
+    cdef floating* state1 = <floating*> opt.state1
+    cdef floating* state2 = <floating*> opt.state2
+    cdef bint gather = order != NULL and d.indptr == NULL
     cdef Tables t
-    cdef void** blk = layer_tables(net, params, work + (batch_size * n_in if gather else 0),
-                                   batch_size, drop.rate if drop != NULL else NULL, &t)
+    cdef void** blk = layer_tables(net, params, work, batch_size, gather,
+                                   drop.rate if drop != NULL else NULL, &t)
     cdef SparseRows sp
-    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
+    cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     cdef const floating* y_batch
     cdef const floating* sw_batch
     cdef const Py_ssize_t* idx
+    cdef floating* rows_buf = <floating*> t.gathered
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
     if blk == NULL:
         return -1
-    sp.indptr = indptr
-    sp.indices = indices
+    sp.indptr = d.indptr
+    sp.indices = d.indices
 
     start = 0
-    while start < n_samples:
-        rows = min(batch_size, n_samples - start)
+    while start < d.n_samples:
+        rows = min(batch_size, d.n_samples - start)
         # Select the minibatch: rows order[start:start+rows] (shuffled epoch)
         # or the block start:start+rows, used in place.
         if order != NULL:
@@ -389,13 +447,13 @@ cdef int train_epoch_impl(
             idx = NULL
             y_batch = Y + start * n_out
             sw_batch = sw + start if sw != NULL else NULL
-        if indptr != NULL:
+        if spp != NULL:
             sp.idx = idx
             sp.start = start
         elif gather:
             for r in range(rows):
-                memcpy(work + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
-            set_input(&t, work)
+                memcpy(rows_buf + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
+            set_input(&t, rows_buf)
         else:
             set_input(&t, <floating*> X + start * n_in)
 
@@ -440,40 +498,41 @@ cdef int train_epoch_impl(
 
 
 cdef int loss_grad_impl(
-    const Net* net, double alpha,
-    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
-    const floating* Y, const floating* sw, Py_ssize_t n_samples,
+    const Net* net, double alpha, const Data* d,
     floating* params, floating* grad, floating* work, double* loss_out,
 ) noexcept nogil:
     """Loss over all rows at once and, unless grad is NULL, its gradient (for
-    lbfgs; without grad, the validation loss). 0, or -1 if out of memory."""
-    cdef Py_ssize_t L = net.n_layers, i
+    lbfgs; without grad, the validation loss). 0, or -1 if out of memory.
+    `work` was laid out for at least d.n_samples rows, without gather."""
+    cdef Py_ssize_t L = net.n_layers, i, n = d.n_samples
+    cdef const floating* X = <const floating*> d.X
+    cdef const floating* sw = <const floating*> d.sw
     cdef Tables t
-    cdef void** blk = layer_tables(net, params, work, n_samples, NULL, &t)
+    cdef void** blk = layer_tables(net, params, work, n, False, NULL, &t)
     cdef SparseRows sp
-    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
+    cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     cdef double sw_sum, wloss
     cdef floating a_ = <floating> alpha, n_
     if blk == NULL:
         return -1
-    sp.indptr = indptr
-    sp.indices = indices
+    sp.indptr = d.indptr
+    sp.indices = d.indices
     sp.idx = NULL
     sp.start = 0
     set_input(&t, <floating*> X)
     if sw != NULL:
         sw_sum = 0.0
-        for i in range(n_samples):
+        for i in range(n):
             sw_sum += sw[i]
     else:
-        sw_sum = n_samples
-    forward_rows(net, &t, n_samples, X, spp, NULL)
-    wloss = loss_and_delta(<floating*> t.act[L], Y, NULL, sw, <floating*> t.delta[L - 1],
-                           n_samples, net.units[L], net.loss)
+        sw_sum = n
+    forward_rows(net, &t, n, X, spp, NULL)
+    wloss = loss_and_delta(<floating*> t.act[L], <const floating*> d.Y, NULL, sw,
+                           <floating*> t.delta[L - 1], n, net.units[L], net.loss)
     loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
                              sum_squares(net, params) if alpha != 0 else 0.0)
     if grad != NULL:
-        backward_rows(net, &t, grad, n_samples, X, spp, NULL)
+        backward_rows(net, &t, grad, n, X, spp, NULL)
         # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
         n_ = <floating> sw_sum
         for i in range(net.n_coefs):
@@ -485,9 +544,8 @@ cdef int loss_grad_impl(
 
 
 cdef int predict_impl(
-    const Net* net, floating** W, floating** b,
-    const floating* X, const Py_ssize_t* indptr, const Py_ssize_t* indices,
-    Py_ssize_t n_samples, floating* out, bint check_finite, Py_ssize_t chunk_rows,
+    const Net* net, floating** W, floating** b, const Data* d,
+    floating* out, bint check_finite, Py_ssize_t chunk_rows,
 ) noexcept nogil:
     """out = forward pass of X, chunk_rows rows at a time.
 
@@ -495,27 +553,29 @@ cdef int predict_impl(
     in dense X (out is then incomplete). W and b are the layer tables (the
     weights need not be one packed buffer).
     """
-    cdef Py_ssize_t L = net.n_layers, i, start, rows
-    cdef Py_ssize_t chunk = min(chunk_rows, n_samples)
+    cdef Py_ssize_t L = net.n_layers, i, start, rows, n = d.n_samples
+    cdef Py_ssize_t chunk = min(chunk_rows, n)
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
+    cdef const floating* X = <const floating*> d.X
     cdef floating* buf = <floating*> malloc(
-        max(chunk * net.width * workspace_blocks(net, False), 1) * sizeof(floating))
+        max(workspace_size(net, chunk, False, False), 1) * sizeof(floating))
     cdef Tables t
-    cdef void** blk = layer_tables(net, <floating*> NULL, buf, chunk, NULL, &t) if buf != NULL else NULL
+    cdef void** blk = (layer_tables(net, <floating*> NULL, buf, chunk, False, NULL, &t)
+                       if buf != NULL else NULL)
     cdef SparseRows sp
-    cdef const SparseRows* spp = &sp if indptr != NULL else NULL
+    cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     if buf == NULL or blk == NULL:
         free(buf); free(blk)
         return -1
     for i in range(L):
         t.W[i] = W[i]
         t.b[i] = b[i]
-    sp.indptr = indptr
-    sp.indices = indices
+    sp.indptr = d.indptr
+    sp.indices = d.indices
     sp.idx = NULL
     start = 0
-    while start < n_samples:
-        rows = min(chunk, n_samples - start)
+    while start < n:
+        rows = min(chunk, n - start)
         # Checking each chunk just before its product reads X from memory
         # once, not twice as a separate pass over all of X would.
         if check_finite and spp == NULL and not all_finite(X + start * n_in, rows * n_in):
@@ -531,26 +591,92 @@ cdef int predict_impl(
     return 0
 
 
+cdef bint csr_structure_ok(const Py_ssize_t* indptr, const Py_ssize_t* indices,
+                           Py_ssize_t n_rows, Py_ssize_t nnz, Py_ssize_t n_cols) noexcept nogil:
+    """Whether a CSR structure only points inside its arrays: indptr starts at
+    0, never decreases and ends within nnz; every column index is in range."""
+    cdef Py_ssize_t i, p
+    if indptr[0] != 0 or indptr[n_rows] > nnz:
+        return False
+    for i in range(n_rows):
+        if indptr[i + 1] < indptr[i]:
+            return False
+    for p in range(indptr[n_rows]):
+        if indices[p] < 0 or indices[p] >= n_cols:
+            return False
+    return True
+
+
+cdef bint is_row_order(const Py_ssize_t* order, Py_ssize_t n) noexcept nogil:
+    """Whether every entry of order is a row index in [0, n)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if order[i] < 0 or order[i] >= n:
+            return False
+    return True
+
+
+def _working_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype != np.float32 and dtype != np.float64:
+        raise ValueError("cymlp's engine computes in float32 or float64, not %s" % dtype)
+    return dtype
+
+
+def _check_array(a, str name, shape, dtype, bint writeable=False):
+    """Raise ValueError unless `a` is a C-contiguous ndarray of exactly this
+    shape and dtype (and writeable if asked): the engine's contract with its
+    callers, checked before any pointer into `a` is taken."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError("%s must be a numpy array, got %s" % (name, type(a).__name__))
+    if a.shape != tuple(shape):
+        raise ValueError("%s has shape %s; the network expects %s"
+                         % (name, a.shape, tuple(shape)))
+    if a.dtype != dtype:
+        raise ValueError("%s has dtype %s; expected %s" % (name, a.dtype, dtype))
+    if not a.flags.c_contiguous:
+        raise ValueError("%s must be C-contiguous" % name)
+    if writeable and not a.flags.writeable:
+        raise ValueError("%s must be writeable" % name)
+
+
+cdef inline void* _data_of(a):
+    # the caller has checked `a` with _check_array
+    return cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
 cdef class Network:
-    """Geometry of a fully connected network and the compiled passes over it.
+    """Geometry of a fully connected network and the forward pass over it.
 
     Parameters
     ----------
     layer_units : sequence of int
-        Widths of all layers, input first, output last.
+        Widths of all layers, input first, output last; each at least 1.
     activation : str
-        Hidden activation: 'identity', 'logistic', 'tanh', 'relu',
-        'leaky_relu', 'elu', 'gelu', 'silu' or 'softplus'.
+        Hidden activation, a key of ``HIDDEN_ACTIVATIONS``.
     out_activation : str
-        Output activation: 'identity', 'logistic', 'softmax' or 'exp'.
+        Output activation, a key of ``OUTPUT_ACTIVATIONS``.
     loss : str
-        'squared_error', 'log_loss', 'binary_log_loss' or 'poisson'.
+        A key of ``LOSSES``.
     negative_slope : float, default=0.01
         Slope of 'leaky_relu' for negative inputs (>= 0).
 
     Notes
     -----
-    Names are validated by the estimator; unknown ones raise KeyError here.
+    The estimators validate what users pass; this class validates again what
+    it is given, so that no call can make a kernel read outside its arrays.
+    Training state lives in a :class:`Trainer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cymlp._engine import Network
+    >>> net = Network([2, 3, 1], "relu", "identity", "squared_error")
+    >>> net.n_params
+    13
+    >>> coefs, intercepts = net.views(np.ones(net.n_params))
+    >>> net.predict(np.ones((1, 2)), coefs, intercepts)
+    array([[10.]])
     """
     cdef Net net
     cdef object _index   # owns units / offsets
@@ -561,6 +687,22 @@ cdef class Network:
         cdef Py_ssize_t[::1] index
         if L < 1:
             raise ValueError("a network needs at least an input and an output layer")
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError("unknown hidden activation %r; expected one of %s"
+                             % (activation, sorted(HIDDEN_ACTIVATIONS)))
+        if out_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError("unknown output activation %r; expected one of %s"
+                             % (out_activation, sorted(OUTPUT_ACTIVATIONS)))
+        if loss not in LOSSES:
+            raise ValueError("unknown loss %r; expected one of %s" % (loss, sorted(LOSSES)))
+        units = [int(u) for u in layer_units]
+        if min(units) < 1:
+            raise ValueError("every layer needs at least one unit, got %s" % units)
+        # Sizes are computed in Python integers first: a product that would
+        # overflow the engine's Py_ssize_t offsets is refused here.
+        n_params = sum(a * b + b for a, b in zip(units, units[1:]))
+        if n_params >= 2**62 or sum(units) >= 2**40:
+            raise ValueError("network too large: %d parameters" % n_params)
         self._index = np.zeros(4 * (L + 1), dtype=np.intp)
         index = self._index
         self.net.n_layers = L
@@ -569,7 +711,7 @@ cdef class Network:
         self.net.bias_off = &index[2 * (L + 1)]
         self.net.act_off = &index[3 * (L + 1)]
         for i in range(L + 1):
-            self.net.units[i] = int(layer_units[i])
+            self.net.units[i] = units[i]
         cdef Py_ssize_t pos = 0
         for i in range(L):
             self.net.coef_off[i] = pos
@@ -584,8 +726,8 @@ cdef class Network:
         for i in range(1, L):
             self.net.act_off[i + 1] = self.net.act_off[i] + self.net.units[i]
         self.net.width = self.net.act_off[L] + self.net.units[L]
-        self.net.hidden_act = ACTIVATIONS[activation]
-        self.net.out_act = ACTIVATIONS[out_activation]
+        self.net.hidden_act = HIDDEN_ACTIVATIONS[activation]
+        self.net.out_act = OUTPUT_ACTIVATIONS[out_activation]
         self.net.loss = LOSSES[loss]
         self.net.slope = negative_slope
         self.net.keep_pre = needs_preactivation(self.net.hidden_act)
@@ -605,6 +747,7 @@ cdef class Network:
     def views(self, params):
         """The coefficient matrices and intercept vectors as views into ``params``."""
         cdef Py_ssize_t i
+        self.check_params(params, np.asarray(params).dtype)
         u = self.layer_units
         coefs = [params[self.net.coef_off[i]:self.net.coef_off[i] + u[i] * u[i + 1]]
                  .reshape(u[i], u[i + 1]) for i in range(self.net.n_layers)]
@@ -612,210 +755,389 @@ cdef class Network:
                       for i in range(self.net.n_layers)]
         return coefs, intercepts
 
-    def workspace(self, Py_ssize_t batch_size, bint gather, dtype, bint dropout=False):
-        """Scratch memory for minibatches of up to ``batch_size`` rows.
+    def check_params(self, params, dtype, bint writeable=False):
+        """Raise ValueError unless ``params`` is a packed parameter buffer of
+        this network in ``dtype``."""
+        _check_array(params, "the parameter buffer", (self.net.n_params,),
+                     _working_dtype(dtype), writeable)
 
-        Activations and deltas of every layer (and pre-activations, dropout
-        copies and masks where needed), and with ``gather`` room to collect
-        the rows of a shuffled dense minibatch.
-        """
-        cdef Py_ssize_t size = (workspace_blocks(&self.net, dropout)
-                                * batch_size * self.net.width)
-        if gather:
-            size += batch_size * self.net.units[0]
-        return np.empty(size, dtype=dtype)
-
-    def train_epoch(self, X, Y, sample_weight, order, Py_ssize_t batch_size,
-                    params, grad, state1, state2, work, dict optimizer, dropout=None):
-        """Train one epoch in place; return (sum over minibatches of loss * rows, adam t).
-
-        Parameters
-        ----------
-        X : C-contiguous float32 or float64 array, or CSR matrix, (n_samples, n_features)
-        Y : C-contiguous array of X's dtype (n_samples, n_outputs)
-        sample_weight : array of X's dtype (n_samples,) or None
-        order : intp array (n_samples,) or None
-            Visit rows in this order (shuffled epoch) or in storage order.
-        batch_size : int, 1 <= batch_size <= n_samples
-        params, grad, state1, state2 : arrays of X's dtype (n_params,)
-            The packed parameters (updated in place), gradient scratch, and the
-            optimizer state (sgd: velocity in state1, state2 None; adam: moments).
-        work : array from :meth:`workspace` (gather: order given and X dense)
-        optimizer : dict
-            kind ('sgd' or 'adam'), alpha, lr, momentum, nesterov, beta_1,
-            beta_2, epsilon, t.
-        dropout : (rates, seed) or None
-            rates: float64 array of n_layers + 1 dropout rates in [0, 1), one
-            per layer (only hidden layers' are used); seed: int in [0, 2**64).
-            ``work`` must then come from ``workspace(..., dropout=True)``.
-        """
-        data, indptr, indices = _split_input(X)
-        if dropout is not None:
-            rates = np.ascontiguousarray(dropout[0], dtype=np.float64)
-            if rates.shape != (self.net.n_layers + 1,):
-                raise ValueError("dropout rates: one per layer")
-            dropout = (rates, int(dropout[1]))
-        if data.dtype == np.float32:
-            return _train_epoch[float](self, data, indptr, indices, Y, sample_weight,
-                                       order, batch_size, params, grad, state1, state2,
-                                       work, optimizer, dropout)
-        return _train_epoch[double](self, data, indptr, indices, Y, sample_weight,
-                                    order, batch_size, params, grad, state1, state2,
-                                    work, optimizer, dropout)
-
-    def loss_grad(self, X, Y, sample_weight, params, grad, work, double alpha):
-        """Loss over all rows, with its gradient written into ``grad`` (for lbfgs).
-
-        With ``grad=None``, the loss only (a validation loss). ``work`` comes
-        from :meth:`workspace` with batch_size = n_samples, no gather.
-        """
-        data, indptr, indices = _split_input(X)
-        if data.dtype == np.float32:
-            return _loss_grad[float](self, data, indptr, indices, Y, sample_weight,
-                                     params, grad, work, alpha)
-        return _loss_grad[double](self, data, indptr, indices, Y, sample_weight,
-                                  params, grad, work, alpha)
+    def check_weights(self, coefs, intercepts, dtype):
+        """Raise ValueError unless coefs / intercepts are this network's
+        layers: C-contiguous arrays of ``dtype`` with the layers' shapes."""
+        cdef Py_ssize_t i, L = self.net.n_layers
+        dtype = _working_dtype(dtype)
+        if len(coefs) != L or len(intercepts) != L:
+            raise ValueError("the network has %d weight layers; got %d coefficient "
+                             "matrices and %d intercept vectors"
+                             % (L, len(coefs), len(intercepts)))
+        for i in range(L):
+            _check_array(coefs[i], "coefs_[%d]" % i,
+                         (self.net.units[i], self.net.units[i + 1]), dtype)
+            _check_array(intercepts[i], "intercepts_[%d]" % i, (self.net.units[i + 1],), dtype)
 
     def predict(self, X, coefs, intercepts, check_finite=False, chunk_rows=None):
         """Output-layer activations for every row of X.
 
-        X is a C-contiguous float array or a CSR matrix; ``coefs`` and
-        ``intercepts`` are lists of C-contiguous arrays of X's dtype. With
-        ``check_finite``, a dense X is checked for NaN and infinity on the way
-        and None is returned if it holds any. ``chunk_rows`` overrides the
-        number of rows per chunk (for tests and tuning).
+        Parameters
+        ----------
+        X : C-contiguous float32 or float64 array, or CSR matrix, (n_samples, n_features)
+        coefs, intercepts : lists of C-contiguous arrays of X's dtype
+            One per weight layer, shaped (fan_in, fan_out) and (fan_out,).
+        check_finite : bool, default=False
+            Check a dense X for NaN and infinity on the way, and return None
+            if it holds any.
+        chunk_rows : int, default=None
+            Rows per chunk (for tests and tuning); by default as many as keep
+            a chunk's input and activations within about 2 MiB.
+
+        Returns
+        -------
+        out : ndarray of shape (n_samples, n_outputs), or None
         """
-        data, indptr, indices = _split_input(X)
-        out = np.empty((X.shape[0], self.net.units[self.net.n_layers]), dtype=data.dtype)
+        cdef _Rows rows = _Rows(self, X, None, None)
+        self.check_weights(coefs, intercepts, rows.dtype)
+        out = np.empty((rows.data.n_samples, self.net.units[self.net.n_layers]),
+                       dtype=rows.dtype)
         if chunk_rows is None:
-            row_bytes = data.dtype.itemsize * sum(
-                self.net.units[i] for i in range(self.net.n_layers + 1))
+            row_bytes = rows.dtype.itemsize * sum(self.layer_units)
             chunk_rows = min(max(PREDICT_CHUNK_BYTES // row_bytes, PREDICT_CHUNK_MIN),
                              PREDICT_CHUNK_MAX)
-        if data.dtype == np.float32:
-            finite = _predict[float](self, data, indptr, indices, coefs, intercepts, out,
+        chunk_rows = max(int(chunk_rows), 1)
+        if rows.dtype == np.float32:
+            finite = _predict[float](self, rows, coefs, intercepts, out,
                                      check_finite, chunk_rows)
         else:
-            finite = _predict[double](self, data, indptr, indices, coefs, intercepts, out,
+            finite = _predict[double](self, rows, coefs, intercepts, out,
                                       check_finite, chunk_rows)
         return out if finite else None
 
 
-def _split_input(X):
-    """(data, indptr, indices): a dense array with two Nones, or a CSR matrix's arrays.
+cdef class _Rows:
+    """Rows handed to the engine, checked against a network: dense or CSR X
+    of float32 / float64, targets Y (n_samples, n_outputs) and sample
+    weights (n_samples,) of the same dtype. Holds the arrays while `data`
+    points into them."""
+    cdef Data data
+    cdef readonly object dtype
+    cdef readonly bint sparse
+    cdef object _keep
 
-    Index arrays are taken as intp (a copy only if scipy stored them as int32).
+    def __cinit__(self, Network network, X, Y, sample_weight):
+        cdef const Py_ssize_t[::1] indptr
+        cdef const Py_ssize_t[::1] indices
+        cdef Py_ssize_t n_in = network.net.units[0]
+        cdef Py_ssize_t n_out = network.net.units[network.net.n_layers]
+        cdef bint ok
+        cdef Py_ssize_t n, nnz
+        self.sparse = hasattr(X, "indptr")
+        if self.sparse:
+            if X.format != "csr":
+                raise ValueError("the engine reads sparse X as CSR, got %s" % X.format)
+            values = X.data
+            n, n_cols = X.shape
+            if n_cols != n_in:
+                raise ValueError("X has %d features; the network expects %d" % (n_cols, n_in))
+            self.dtype = _working_dtype(values.dtype)
+            _check_array(values, "X.data", (values.shape[0],), self.dtype)
+            ip = np.ascontiguousarray(X.indptr, dtype=np.intp)
+            ix = np.ascontiguousarray(X.indices, dtype=np.intp)
+            _check_array(ip, "X.indptr", (n + 1,), np.dtype(np.intp))
+            if ix.ndim != 1 or ix.shape[0] < values.shape[0]:
+                raise ValueError("X.indices is shorter than X.data")
+            indptr = ip
+            indices = ix
+            nnz = values.shape[0]
+            with nogil:
+                ok = csr_structure_ok(&indptr[0], &indices[0] if indices.shape[0] else NULL,
+                                      n, nnz, n_in)
+            if not ok:
+                raise ValueError("X is not a valid CSR matrix: its indptr or indices "
+                                 "point outside its arrays")
+            self.data.indptr = &indptr[0]
+            self.data.indices = &indices[0] if indices.shape[0] else NULL
+            self._keep = [values, ip, ix]
+        else:
+            if not isinstance(X, np.ndarray) or X.ndim != 2:
+                raise ValueError("X must be a 2-d numpy array or a CSR matrix")
+            n = X.shape[0]
+            self.dtype = _working_dtype(X.dtype)
+            _check_array(X, "X", (n, n_in), self.dtype)
+            values = X
+            self.data.indptr = NULL
+            self.data.indices = NULL
+            self._keep = [X]
+        self.data.n_samples = n
+        self.data.X = _data_of(values) if values.size else NULL
+        self.data.Y = NULL
+        self.data.sw = NULL
+        if Y is not None:
+            _check_array(Y, "Y", (n, n_out), self.dtype)
+            self.data.Y = _data_of(Y)
+            self._keep.append(Y)
+        if sample_weight is not None:
+            _check_array(sample_weight, "sample_weight", (n,), self.dtype)
+            self.data.sw = _data_of(sample_weight)
+            self._keep.append(sample_weight)
+
+
+cdef class Trainer:
+    """The training state of one fit: gradient, workspace, optimizer moments
+    and settings, dropout rates; built once per fit, checked at every call.
+
+    Parameters
+    ----------
+    network : Network
+    dtype : float32 or float64
+        The dtype of the parameters, data and state.
+    max_rows : int
+        The most rows one call handles at once: the batch size of
+        :meth:`run_epoch`, the number of rows of :meth:`loss_grad`.
+    gather : bool, default=False
+        Room to gather the rows of shuffled dense minibatches (needed when
+        :meth:`run_epoch` gets an ``order`` and dense X).
+    dropout : array of shape (n_layers + 1,), default=None
+        Dropout rate of every layer, in [0, 1) (only hidden layers' count).
+    optimizer : dict, default=None
+        For :meth:`run_epoch`: ``kind`` ('sgd' or 'adam'),
+        ``learning_rate_init``, ``momentum``, ``nesterovs_momentum``,
+        ``beta_1``, ``beta_2``, ``epsilon``, ``t`` (adam steps taken) and the
+        moments ``state1`` (sgd velocity / adam first moment) and ``state2``
+        (adam second moment; None for sgd): writeable arrays shaped like the
+        parameters, updated in place. The settings are read here, once, as
+        scikit-learn's optimizers read theirs when they are made.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cymlp._engine import Network, Trainer
+    >>> net = Network([2, 3, 1], "tanh", "identity", "squared_error")
+    >>> trainer = Trainer(net, np.float64, max_rows=4)
+    >>> params = np.full(net.n_params, 0.1)
+    >>> X, Y = np.ones((4, 2)), np.zeros((4, 1))
+    >>> loss, grad = trainer.loss_grad(X, Y, None, params, alpha=0.0)
+    >>> grad.shape
+    (13,)
     """
-    if hasattr(X, "indptr"):
-        return (X.data, X.indptr.astype(np.intp, copy=False),
-                X.indices.astype(np.intp, copy=False))
-    return X, None, None
-
-
-cdef inline const Py_ssize_t* _ptr_or_null(const Py_ssize_t[::1] a):
-    return &a[0] if a is not None and a.shape[0] > 0 else NULL
-
-
-cdef inline const floating* _data_ptr(const floating[::1] data, const Py_ssize_t[::1] indptr):
-    # A CSR matrix may have no stored value at all; its data pointer is then
-    # never read, but must not be taken from an empty view.
-    return &data[0] if data.shape[0] > 0 else NULL
-
-
-cdef _train_epoch(Network self, data, const Py_ssize_t[::1] indptr,
-                  const Py_ssize_t[::1] indices, const floating[:, ::1] Y,
-                  const floating[::1] sample_weight, const Py_ssize_t[::1] order,
-                  Py_ssize_t batch_size, floating[::1] params, floating[::1] grad,
-                  floating[::1] state1, floating[::1] state2, floating[::1] work,
-                  dict optimizer, dropout):
+    cdef readonly Network network
+    cdef readonly object dtype
+    cdef readonly Py_ssize_t max_rows
+    cdef readonly bint gather
     cdef Optimizer opt
-    cdef Dropout drop
-    cdef Dropout* drop_p = NULL
-    cdef const double[::1] rates
+    cdef bint has_optimizer
+    cdef readonly object grad   # the gradient buffer that loss_grad fills
+    cdef object _work, _rates, _state1, _state2
+
+    def __cinit__(self, Network network, dtype, Py_ssize_t max_rows, *, bint gather=False,
+                  dropout=None, dict optimizer=None):
+        cdef Py_ssize_t L = network.net.n_layers, n_params = network.net.n_params
+        self.network = network
+        self.dtype = _working_dtype(dtype)
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1, got %d" % max_rows)
+        # the workspace's size in Python integers: no wrap-around in C
+        if max_rows * (network.net.width * 5 + network.net.units[0]) >= 2**62:
+            raise MemoryError("cymlp: a workspace of %d rows is too large" % max_rows)
+        self.max_rows = max_rows
+        self.gather = gather
+        if dropout is not None:
+            rates = np.array(dropout, dtype=np.float64)
+            if rates.shape != (L + 1,) or not np.all((rates >= 0) & (rates < 1)):
+                raise ValueError("dropout: one rate in [0, 1) per layer (%d)" % (L + 1))
+            self._rates = rates
+        self.grad = np.empty(n_params, dtype=self.dtype)
+        self._work = np.empty(
+            max(workspace_size(&network.net, max_rows, gather, dropout is not None), 1),
+            dtype=self.dtype)
+        self.has_optimizer = optimizer is not None
+        if optimizer is not None:
+            self._set_optimizer(optimizer)
+
+    cdef _set_optimizer(self, dict o):
+        cdef Py_ssize_t n_params = self.network.net.n_params
+        kind = o["kind"]
+        if kind not in ("sgd", "adam"):
+            raise ValueError("unknown optimizer %r" % (kind,))
+        self.opt.kind = ADAM if kind == "adam" else SGD
+        self.opt.lr = float(o["learning_rate_init"])
+        self.opt.momentum = float(o["momentum"])
+        self.opt.nesterov = bool(o["nesterovs_momentum"])
+        self.opt.beta_1 = float(o["beta_1"])
+        self.opt.beta_2 = float(o["beta_2"])
+        self.opt.epsilon = float(o["epsilon"])
+        self.opt.t = int(o["t"])
+        self.opt.alpha = 0.0
+        _check_array(o["state1"], "state1", (n_params,), self.dtype, True)
+        self._state1 = o["state1"]
+        self.opt.state1 = _data_of(self._state1)
+        self.opt.state2 = NULL
+        if kind == "adam":
+            _check_array(o["state2"], "state2", (n_params,), self.dtype, True)
+            self._state2 = o["state2"]
+            self.opt.state2 = _data_of(self._state2)
+
+    @property
+    def t(self):
+        """Adam steps taken so far (the optimizer's ``t``)."""
+        return self.opt.t
+
+    def run_epoch(self, X, Y, sample_weight, order, params, double alpha,
+                  double learning_rate, dropout_seed=None):
+        """Train one epoch in place; return the sum over minibatches of loss * rows.
+
+        Parameters
+        ----------
+        X : C-contiguous array or CSR matrix of the trainer's dtype, (n_samples, n_features)
+        Y : C-contiguous array (n_samples, n_outputs)
+        sample_weight : array (n_samples,) or None
+        order : intp array (n_samples,) or None
+            Visit the rows in this order (a shuffled epoch) or in storage order.
+        params : array (n_params,)
+            The packed parameters, updated in place.
+        alpha : float
+            The L2 penalty (read per call, as scikit-learn reads it per batch).
+        learning_rate : float
+            sgd's current rate (adam uses learning_rate_init).
+        dropout_seed : int in [0, 2**64), or None
+            Seeds this epoch's dropout masks; required with dropout.
+        """
+        cdef _Rows rows = _Rows(self.network, X, Y, sample_weight)
+        cdef const Py_ssize_t[::1] order_v
+        cdef const Py_ssize_t* order_p = NULL
+        cdef Dropout drop
+        cdef Dropout* drop_p = NULL
+        cdef const double[::1] rates
+        cdef bint ok = True
+        cdef Py_ssize_t n = rows.data.n_samples
+        if not self.has_optimizer:
+            raise ValueError("this Trainer was made without an optimizer")
+        self._check_call(rows, params, True)
+        if n == 0:
+            return 0.0
+        if order is not None:
+            _check_array(order, "order", (n,), np.dtype(np.intp))
+            if not rows.sparse and not self.gather:
+                raise ValueError("a shuffled dense epoch needs a Trainer made with gather=True")
+            order_v = order
+            order_p = &order_v[0]
+            with nogil:
+                ok = is_row_order(order_p, n)
+            if not ok:
+                raise ValueError("order holds an index outside [0, %d)" % n)
+        if self._rates is not None:
+            if dropout_seed is None:
+                raise ValueError("a Trainer with dropout needs a dropout_seed per epoch")
+            rates = self._rates
+            drop.rate = &rates[0]
+            drop.state = <uint64_t> int(dropout_seed)
+            drop_p = &drop
+        self.opt.alpha = alpha
+        if self.opt.kind == SGD:
+            self.opt.lr = learning_rate
+        if self.dtype == np.float32:
+            return _run_epoch[float](self, rows, order_p, params, drop_p)
+        return _run_epoch[double](self, rows, order_p, params, drop_p)
+
+    def loss_grad(self, X, Y, sample_weight, params, double alpha, bint with_grad=True):
+        """Loss over all rows of X at once (n_samples <= max_rows), L2 term
+        included, and its gradient (for lbfgs).
+
+        Returns ``(loss, grad)``: ``grad`` is the trainer's own buffer,
+        overwritten by the next call (copy it to keep it), or None without
+        ``with_grad`` (a validation loss).
+        """
+        cdef _Rows rows = _Rows(self.network, X, Y, sample_weight)
+        self._check_call(rows, params, False)
+        if rows.data.n_samples > self.max_rows:
+            raise ValueError("%d rows; this Trainer was made for at most %d"
+                             % (rows.data.n_samples, self.max_rows))
+        if rows.data.n_samples == 0:
+            raise ValueError("the loss of zero rows is undefined")
+        if self.dtype == np.float32:
+            loss = _loss_grad[float](self, rows, params, alpha, with_grad)
+        else:
+            loss = _loss_grad[double](self, rows, params, alpha, with_grad)
+        return loss, (self.grad if with_grad else None)
+
+    cdef _check_call(self, _Rows rows, params, bint writeable):
+        if rows.dtype != self.dtype:
+            raise ValueError("X has dtype %s; this Trainer computes in %s"
+                             % (rows.dtype, self.dtype))
+        if rows.data.Y == NULL:
+            raise ValueError("training needs targets Y")
+        self.network.check_params(params, self.dtype, writeable)
+
+
+cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1] params,
+                Dropout* drop):
     cdef double loss_sum = 0.0
     cdef int status
-    cdef const floating[::1] flat = np.ravel(data)   # a view: data is C-contiguous
-    cdef const floating* x = _data_ptr(flat, indptr)
-    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
-    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
-    cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
-    cdef const Py_ssize_t* order_p = &order[0] if order is not None else NULL
-    cdef floating* s2 = &state2[0] if state2 is not None else NULL
-    opt.kind = SOLVERS[optimizer["kind"]]
-    opt.alpha = optimizer["alpha"]
-    opt.lr = optimizer["lr"]
-    opt.momentum = optimizer["momentum"]
-    opt.nesterov = optimizer["nesterov"]
-    opt.beta_1 = optimizer["beta_1"]
-    opt.beta_2 = optimizer["beta_2"]
-    opt.epsilon = optimizer["epsilon"]
-    opt.t = optimizer["t"]
-    if dropout is not None:
-        rates = dropout[0]
-        drop.rate = &rates[0]
-        drop.state = <uint64_t> dropout[1]
-        drop_p = &drop
+    cdef floating[::1] grad = self.grad
+    cdef floating[::1] work = self._work
     with nogil:
-        status = train_epoch_impl(
-            &self.net, &opt, x, ip, ix, &Y[0, 0], sw, order_p, Y.shape[0], batch_size,
-            &params[0], &grad[0], &state1[0], s2, &work[0], drop_p, &loss_sum)
+        status = train_epoch_impl(&self.network.net, &self.opt, &rows.data, order,
+                                  self.max_rows, &params[0], &grad[0], &work[0], drop,
+                                  &loss_sum)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
-    return loss_sum, opt.t
+    return loss_sum
 
 
-cdef _loss_grad(Network self, data, const Py_ssize_t[::1] indptr,
-                const Py_ssize_t[::1] indices, const floating[:, ::1] Y,
-                const floating[::1] sample_weight, floating[::1] params,
-                floating[::1] grad, floating[::1] work, double alpha):
+cdef _loss_grad(Trainer self, _Rows rows, floating[::1] params, double alpha, bint with_grad):
     cdef double loss = 0.0
     cdef int status
-    cdef const floating[::1] flat = np.ravel(data)
-    cdef const floating* x = _data_ptr(flat, indptr)
-    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
-    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
-    cdef const floating* sw = &sample_weight[0] if sample_weight is not None else NULL
-    cdef floating* g = &grad[0] if grad is not None else NULL
+    cdef floating[::1] grad = self.grad
+    cdef floating[::1] work = self._work
+    cdef floating* g = &grad[0] if with_grad else NULL
     with nogil:
-        status = loss_grad_impl(&self.net, alpha, x, ip, ix, &Y[0, 0], sw, Y.shape[0],
-                                &params[0], g, &work[0], &loss)
+        status = loss_grad_impl(&self.network.net, alpha, &rows.data, &params[0], g,
+                                &work[0], &loss)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss
 
 
-cdef _predict(Network self, data, const Py_ssize_t[::1] indptr,
-              const Py_ssize_t[::1] indices, list coefs, list intercepts,
+cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
               floating[:, ::1] out, bint check_finite, Py_ssize_t chunk_rows):
-    """Fill out; False if check_finite found a non-finite value in X."""
+    """Fill out; False if check_finite found a non-finite value in X.
+    The weights were checked by Network.check_weights."""
     cdef Py_ssize_t L = self.net.n_layers, i
-    cdef const floating[::1] flat = np.ravel(data)
-    cdef const floating* x = _data_ptr(flat, indptr)
-    cdef const Py_ssize_t* ip = _ptr_or_null(indptr)
-    cdef const Py_ssize_t* ix = _ptr_or_null(indices)
-    cdef const floating[:, ::1] w      # const: the weights may be read-only
-    cdef const floating[::1] bias      # (e.g. a joblib memmap)
-    cdef floating** W = <floating**> malloc(2 * L * sizeof(floating*))
+    cdef floating** W
     cdef int status
+    if out.shape[0] == 0:
+        return True
+    W = <floating**> malloc(2 * L * sizeof(floating*))
     if W == NULL:
         raise MemoryError()
     try:
-        # The lists keep the arrays alive while the pointers are in use.
+        # The lists keep the arrays alive while the pointers are in use; the
+        # kernels only read the weights, which may be read-only (a memmap).
         for i in range(L):
-            w = coefs[i]
-            bias = intercepts[i]
-            W[i] = <floating*> &w[0, 0]
-            W[L + i] = <floating*> &bias[0]
-        if out.shape[0] == 0:
-            return True
+            W[i] = <floating*> _data_of(coefs[i])
+            W[L + i] = <floating*> _data_of(intercepts[i])
         with nogil:
-            status = predict_impl(&self.net, W, W + L, x, ip, ix, out.shape[0], &out[0, 0],
-                                  check_finite, max(chunk_rows, 1))
+            status = predict_impl(&self.net, W, W + L, &rows.data, &out[0, 0],
+                                  check_finite, chunk_rows)
         if status < 0:
             raise MemoryError()
         return status == 0
     finally:
         free(W)
+
+
+def _ufunc_loops_found():
+    """{(activation, dtype name): bool}: whether numpy's / scipy's own inner
+    loop was found for each activation computed through a ufunc.
+
+    The activations call these loops so that they round exactly like
+    scikit-learn's; a missing one would fall back to libm and break parity
+    without a word, so the tests assert that every one is found.
+    """
+    found = {}
+    names = {code: name for name, code in ACTIVATIONS.items()}
+    for act in _ACTIVATION_UFUNCS:
+        for typecode, dtype_name in ((cnp.NPY_FLOAT, "float32"), (cnp.NPY_DOUBLE, "float64")):
+            found[names[act], dtype_name] = resolve_loop(act, typecode).fn != NULL
+    return found
 
 
 # ----------------------------------------------------------------------------

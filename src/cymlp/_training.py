@@ -5,11 +5,14 @@ per-epoch callbacks, the validation loss and the stochastic optimizer state.
 """
 
 import contextlib
+import dataclasses
 import signal
 import threading
 
 import numpy as np
 import scipy.sparse as sp
+
+from ._engine import Trainer
 
 
 def _engine_input(X, dtype):
@@ -80,37 +83,90 @@ def _callbacks_say_stop(callbacks, est):
     return stop
 
 
+@dataclasses.dataclass
+class _EarlyStopping:
+    """The validation set of an early-stopping fit and the best weights so far."""
+
+    X: object
+    y: object
+    sample_weight: object
+    loss: "_ValidationLoss"
+    best_params: np.ndarray
+
+
+@dataclasses.dataclass
+class _EpochRun:
+    """What the epoch loop of one stochastic fit works on."""
+
+    trainer: Trainer
+    optimizer: "_Optimizer"
+    params: np.ndarray          # the packed weights, trained in place
+    X: object                   # dense C-contiguous or CSR, in params' dtype
+    Y: np.ndarray
+    sample_weight: object
+    order: object               # rows' visiting order, shuffled per epoch; None: no shuffle
+    dropout: bool               # draw a dropout seed per epoch
+    validation: _EarlyStopping = None
+
+
 class _ValidationLoss:
     """The loss of the current weights on the validation set, L2 term included."""
 
     def __init__(self, network, X_val, Y_val, sw_val, dtype):
-        self.network = network
         self.X = _engine_input(X_val, dtype)
         self.Y = np.ascontiguousarray(Y_val, dtype=dtype).reshape(self.X.shape[0], -1)
         self.sw = None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype)
-        self.work = network.workspace(self.X.shape[0], False, dtype)
+        self.trainer = Trainer(network, dtype, max_rows=self.X.shape[0])
 
     def __call__(self, params, alpha):
-        return float(self.network.loss_grad(self.X, self.Y, self.sw, params, None,
-                                            self.work, alpha))
+        loss, _ = self.trainer.loss_grad(self.X, self.Y, self.sw, params, alpha,
+                                         with_grad=False)
+        return float(loss)
 
 
 class _Optimizer:
-    """State of a stochastic optimizer across epochs (and partial_fit calls).
+    """A stochastic optimizer's settings and state across epochs and
+    partial_fit calls.
 
-    The moments live in packed buffers shaped like the parameter buffer, so the
-    engine updates everything in one pass. Plain numpy arrays: it pickles.
+    Its settings are read from the estimator once, when it is made, as
+    scikit-learn's ``SGDOptimizer`` and ``AdamOptimizer`` read theirs: a
+    ``set_params`` between two ``partial_fit`` calls does not reach it, and a
+    new fit (``warm_start`` included) makes a new one. The moments live in
+    packed buffers shaped like the parameter buffer, so the engine updates
+    everything in one pass. On disk (pickle, skops) it is a plain dict of
+    numbers, strings and arrays: see :meth:`to_dict` and :meth:`from_dict`.
     """
+
+    # the settings, as named by the estimator's parameters
+    SETTINGS = (
+        "learning_rate_init", "power_t", "momentum", "nesterovs_momentum",
+        "beta_1", "beta_2", "epsilon",
+    )
 
     def __init__(self, est, n_params, dtype):
         self.kind = est.solver
-        self.learning_rate_init = est.learning_rate_init
-        self.learning_rate = float(est.learning_rate_init)
         self.lr_schedule = est.learning_rate
-        self.power_t = est.power_t
+        for name in self.SETTINGS:
+            setattr(self, name, _plain(getattr(est, name)))
+        self.learning_rate = float(est.learning_rate_init)  # sgd's current rate
         self.t = 0  # adam steps
         self.state1 = np.zeros(n_params, dtype=dtype)  # sgd velocity / adam m
         self.state2 = np.zeros(n_params, dtype=dtype) if est.solver == "adam" else None
+
+    def to_dict(self):
+        """The optimizer as plain data (for pickles and skops files)."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, state, est):
+        """Rebuild an optimizer from :meth:`to_dict`'s output, or from the
+        attributes of an optimizer pickled by cymlp 0.1.0, which kept fewer
+        settings: those it lacks are taken from the estimator's parameters."""
+        self = cls.__new__(cls)
+        for name in cls.SETTINGS:
+            setattr(self, name, _plain(getattr(est, name)))
+        vars(self).update(state)
+        return self
 
     def make_writable(self):
         """The engine updates the moments in place: a model loaded from a
@@ -120,21 +176,18 @@ class _Optimizer:
         if self.state2 is not None and not self.state2.flags.writeable:
             self.state2 = self.state2.copy()
 
-    def engine_args(self, est):
-        return {
-            "kind": self.kind,
-            "alpha": float(est.alpha),
-            # adam rescales learning_rate_init itself at every step
-            "lr": float(self.learning_rate_init)
-            if self.kind == "adam"
-            else self.learning_rate,
-            "momentum": float(est.momentum),
-            "nesterov": bool(est.nesterovs_momentum),
-            "beta_1": float(est.beta_1),
-            "beta_2": float(est.beta_2),
-            "epsilon": float(est.epsilon),
-            "t": self.t,
-        }
+    def matches(self, n_params, dtype):
+        """Whether the moments fit a parameter buffer of this size and dtype."""
+        return all(
+            isinstance(s, np.ndarray) and s.shape == (n_params,) and s.dtype == dtype
+            for s in ([self.state1] if self.kind == "sgd" else [self.state1, self.state2])
+        )
+
+    def engine_settings(self):
+        """The settings and moments, as :class:`cymlp._engine.Trainer` takes them."""
+        settings = {name: getattr(self, name) for name in self.SETTINGS}
+        settings.update(kind=self.kind, t=self.t, state1=self.state1, state2=self.state2)
+        return settings
 
     def iteration_ends(self, time_step):
         if self.kind == "sgd" and self.lr_schedule == "invscaling":
@@ -156,3 +209,9 @@ class _Optimizer:
         if verbose:
             print(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
+
+
+def _plain(value):
+    """A parameter as a plain Python number, kept as given otherwise (the
+    schedules compute with it as scikit-learn's optimizers do)."""
+    return value.item() if isinstance(value, np.generic) else value
