@@ -62,14 +62,28 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
 def _numeric_array(value, name):
-    """A fitted weight as an array of numbers, or ValueError naming it."""
+    """A fitted weight as an array of numbers; an error naming it otherwise."""
     try:
         array = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
+    except ValueError as exc:  # ragged nested lists
         raise ValueError("%s is not an array of numbers: %s" % (name, exc)) from exc
     if array.dtype.kind not in "biuf":
         raise ValueError("%s must hold real numbers; got dtype %s." % (name, array.dtype))
     return array
+
+
+def _broadcast_intercept(intercept, fan_out, i, training):
+    """An intercept of another shape than (fan_out,), broadcast over the layer
+    where scikit-learn's prediction would broadcast it; ValueError otherwise."""
+    if not training and intercept.ndim <= 2:
+        try:
+            return np.broadcast_to(intercept, (1, fan_out)).reshape(fan_out)
+        except ValueError:
+            pass
+    raise ValueError(
+        "intercepts_[%d] has shape %s; expected (%d,) to match coefs_[%d]."
+        % (i, intercept.shape, fan_out, i)
+    )
 
 
 class _BaseMLP(BaseEstimator):
@@ -190,7 +204,7 @@ class _BaseMLP(BaseEstimator):
             negative_slope=float(self.negative_slope),
         )
 
-    def _fitted_weights(self):
+    def _fitted_weights(self, training=False):
         """The fitted network, checked before any compiled code reads it.
 
         Users edit fitted weights (pruning, transfer, loading weights trained
@@ -200,7 +214,12 @@ class _BaseMLP(BaseEstimator):
         ``n_outputs_`` with the shapes a network has, and that the
         activations are known. Returns ``(layer_units, coefs, intercepts)``,
         the weights as numeric arrays (not yet in the working dtype).
-        A mismatch raises ValueError naming the attribute.
+        A mismatch (non-numeric weights included) raises ValueError naming
+        the attribute.
+
+        For prediction, an intercept that broadcasts over its layer (shape
+        ``(1,)``, say) is used broadcast, as scikit-learn's ``+=`` uses it;
+        ``training=True`` refuses it, as scikit-learn's in-place updates do.
         """
         coefs, intercepts = self.coefs_, self.intercepts_
         for name, value in (("coefs_", coefs), ("intercepts_", intercepts)):
@@ -234,10 +253,7 @@ class _BaseMLP(BaseEstimator):
                 )
             fan_in = coef.shape[1]
             if intercept.shape != (fan_in,):
-                raise ValueError(
-                    "intercepts_[%d] has shape %s; expected (%d,) to match coefs_[%d]."
-                    % (i, intercept.shape, fan_in, i)
-                )
+                intercept = _broadcast_intercept(intercept, fan_in, i, training)
             checked_coefs.append(coef)
             checked_intercepts.append(intercept)
         units.append(fan_in)
@@ -365,7 +381,7 @@ class _BaseMLP(BaseEstimator):
             self._initialize(y, layer_units, X.dtype)
             coefs, intercepts = self.coefs_, self.intercepts_
         else:
-            fitted_units, coefs, intercepts = self._fitted_weights()
+            fitted_units, coefs, intercepts = self._fitted_weights(training=True)
             if fitted_units != layer_units:
                 raise ValueError(
                     "The network's layers %s do not match what the data and "

@@ -14,6 +14,8 @@ All parameters live in one packed buffer, scikit-learn's lbfgs layout: every
 coefficient matrix (row-major, fan_in x fan_out) one after the other, then
 every intercept vector. ``coefs_`` and ``intercepts_`` are views into it.
 """
+import warnings
+
 import numpy as np
 import scipy.special
 
@@ -1232,3 +1234,15 @@ def _kernel_all_finite(const floating[::1] x):
         with nogil:
             finite = all_finite(&x[0], x.shape[0])
     return finite
+
+
+def _warn_if_ufunc_loops_missing():
+    missing = sorted("%s (%s)" % key for key, ok in _ufunc_loops_found().items() if not ok)
+    if missing:
+        warnings.warn(
+            "cymlp: numpy's / scipy's inner loops were not found for %s; those "
+            "activations fall back to libm and may differ from scikit-learn in "
+            "the last bits." % ", ".join(missing), RuntimeWarning)
+
+
+_warn_if_ufunc_loops_missing()

@@ -108,6 +108,13 @@ cdef inline bint needs_preactivation(int act) noexcept nogil:
     return act == GELU or act == SILU
 
 
+cdef inline bint is_extra_activation(int act) noexcept nogil:
+    """The activations scikit-learn does not have, named one by one (the
+    codes' order means nothing)."""
+    return (act == LEAKY_RELU or act == ELU or act == GELU or act == SILU
+            or act == SOFTPLUS)
+
+
 cdef inline double _sigmoid(double z) noexcept nogil:
     return 1 / (1 + exp(-z))
 
@@ -144,12 +151,14 @@ cdef inline void bias_activate(
     cdef Py_ssize_t i, j, n = rows * cols
     cdef floating* row
     cdef floating v, vmax, total
+    # ReLU as numpy's maximum(z, 0), which scikit-learn calls: `not v < 0`
+    # keeps a NaN (and a -0.0), where `v > 0` would turn a NaN into 0
     if act == RELU and pre == NULL:
         for i in range(rows):
             row = z + i * cols
             for j in range(cols):
                 v = row[j] + bias[j]
-                row[j] = v if v > 0 else 0
+                row[j] = v if not v < 0 else 0
         return
     add_bias(z, bias, rows, cols)
     if pre != NULL:
@@ -157,9 +166,9 @@ cdef inline void bias_activate(
             pre[i] = z[i]
     if act == RELU:
         for i in range(n):
-            z[i] = z[i] if z[i] > 0 else 0
+            z[i] = z[i] if not z[i] < 0 else 0
         return
-    if act >= LEAKY_RELU:
+    if is_extra_activation(act):
         activate_extra(z, n, act, slope)
         return
     if act == SOFTMAX:

@@ -246,8 +246,10 @@ def _activation(g, x, activation, negative_slope):
 
 def _forward(g, x, model):
     """The network's forward pass, from the (already cast) input to the output layer."""
-    n_weights = len(model.coefs_)
-    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+    # the weights as the estimators' own entry points check them
+    _, coefs, intercepts = model._fitted_weights()
+    n_weights = len(coefs)
+    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         product = g.node("MatMul", [x, g.constant("coefficient", coef)])
         x = g.node("Add", [product, g.constant("intercept", intercept[np.newaxis, :])])
         last = i == n_weights - 1
@@ -385,6 +387,7 @@ def to_onnx(estimator, X_sample, *, target_opset=None, options=None, name=None):
     """
     if isinstance(estimator, (MLPClassifier, MLPRegressor)):
         check_is_fitted(estimator)
+        estimator._fitted_weights()  # edited or stale attributes fail here
         if sparse.issparse(X_sample):
             X_sample = X_sample.toarray()
         X_sample = np.asarray(X_sample)
