@@ -162,11 +162,18 @@ def _fitted(kind, entry=""):
     return [copy.deepcopy(m) for m in _FITTED[kind, early_stopping]]
 
 
-def _outcome(call):
-    try:
-        return call()
-    except Exception as exc:  # the outcome is what is compared
-        return exc
+def _outcomes(kind, edit, entry):
+    """(scikit-learn's, cymlp's) outcome of `entry` after `edit`: a result or
+    the exception raised."""
+    X, y = _data(kind)
+    outcomes = []
+    for est in _fitted(kind, entry):
+        edit(est)
+        try:
+            outcomes.append(ENTRY_POINTS[entry](est, X, y))
+        except Exception as exc:  # the outcome is what is compared
+            outcomes.append(exc)
+    return outcomes
 
 
 def _cases(edits):
@@ -180,13 +187,7 @@ def _cases(edits):
 
 @pytest.mark.parametrize("kind, edit, entry", list(_cases(BREAKING)))
 def test_broken_fitted_state_raises_like_sklearn(kind, edit, entry):
-    X, y = _data(kind)
-    sk, cy = _fitted(kind, entry)
-    outcomes = []
-    for est in (sk, cy):
-        BREAKING[edit](est)
-        outcomes.append(_outcome(lambda: ENTRY_POINTS[entry](est, X, y)))
-    sk_out, cy_out = outcomes
+    sk_out, cy_out = _outcomes(kind, BREAKING[edit], entry)
     assert isinstance(cy_out, ValueError), f"cymlp gave {cy_out!r}"
     if not isinstance(sk_out, Exception) or isinstance(sk_out, INCIDENTAL):
         # (scikit-learn's lbfgs packs the weights into one vector and unpacks
@@ -208,13 +209,7 @@ def test_contradictory_fitted_state_raises(kind, edit, entry):
 
 @pytest.mark.parametrize("kind, edit, entry", list(_cases(CONVERTED)))
 def test_converted_fitted_state_computes_like_sklearn(kind, edit, entry):
-    X, y = _data(kind)
-    sk, cy = _fitted(kind, entry)
-    outcomes = []
-    for est in (sk, cy):
-        CONVERTED[edit](est)
-        outcomes.append(_outcome(lambda: ENTRY_POINTS[entry](est, X, y)))
-    sk_out, cy_out = outcomes
+    sk_out, cy_out = _outcomes(kind, CONVERTED[edit], entry)
     if isinstance(sk_out, Exception):
         # scikit-learn cannot train integer weights in place (cymlp trains
         # them in float64, a conversion), nor a broadcast intercept (cymlp
