@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from threadpoolctl import threadpool_limits
@@ -371,3 +372,33 @@ def test_partial_fit_after_memory_mapped_load(solver, tmp_path, global_random_se
     est.partial_fit(X[45:], y[45:])
     mm.partial_fit(X[45:], y[45:])
     assert_same_weights(est, mm)
+
+
+# ---------------------------------------------------------------------------
+# skops: the ecosystem's format that loads no code it was not told to trust
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_skops_round_trip_trusting_only_the_public_classes(name, solver,
+                                                           global_random_seed):
+    sio = pytest.importorskip("skops.io")
+    X, y = _data(global_random_seed, "multiclass", n=60)
+    if name == "MLPRegressor":
+        X, y = X[:, 1:], X[:, 0]
+    cls = getattr(cymlp, name)
+    est = cls(hidden_layer_sizes=(5,), solver=solver, max_iter=3,
+              random_state=global_random_seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    data = sio.dumps(est)
+    # the only type skops does not know is the estimator class itself: the
+    # optimizer's state travels as plain numbers and arrays
+    assert sio.get_untrusted_types(data=data) == ["%s.%s" % (cls.__module__, name)]
+    loaded = sio.loads(data, trusted=[cls])
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    if solver != "lbfgs":
+        # training continues exactly where it stopped
+        est.partial_fit(X, y)
+        loaded.partial_fit(X, y)
+        assert_same_weights(est, loaded)

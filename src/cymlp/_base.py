@@ -50,6 +50,7 @@ from ._training import (
     _EarlyStopping,
     _engine_input,
     _EpochRun,
+    _FitTask,
     _Optimizer,
     _ValidationLoss,
 )
@@ -86,7 +87,15 @@ def _broadcast_intercept(intercept, fan_out, i, training):
     )
 
 
-class _BaseMLP(BaseEstimator):
+try:  # scikit-learn >= 1.9: its callback framework (set_callbacks, fit tasks)
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # older scikit-learn: only the callbacks= function hook
+
+    class CallbackSupportMixin:
+        """Stands in for scikit-learn's mixin where it does not exist."""
+
+
+class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -125,7 +134,9 @@ class _BaseMLP(BaseEstimator):
         # beyond scikit-learn
         "negative_slope": [Interval(Real, 0, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
-        "callbacks": [None, callable, list, tuple],
+        # checked at the start of fit by _as_callback_list, whose message
+        # points a scikit-learn callback object to set_callbacks
+        "callbacks": "no_validation",
     }
 
     def __init__(
@@ -343,6 +354,8 @@ class _BaseMLP(BaseEstimator):
         y_val=None,
         sample_weight_val=None,
     ):
+        callbacks = _as_callback_list(self.callbacks)
+        X_given, y_given = X, y  # what scikit-learn's callbacks score on
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -409,10 +422,15 @@ class _BaseMLP(BaseEstimator):
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight, layer_units)
+            # one subtask per iteration, and one that scipy never runs
+            task = _FitTask(self, X_given, y_given, sample_weight, self.max_iter + 1)
+            self._fit_lbfgs(X, y, sample_weight, layer_units, callbacks, task)
         else:
+            task = _FitTask(self, X_given, y_given, sample_weight,
+                            1 if incremental else self.max_iter)
             self._fit_stochastic(
-                X, y, sample_weight, layer_units, incremental, dropout, validation
+                X, y, sample_weight, layer_units, incremental, dropout, validation,
+                callbacks, task,
             )
 
         if not np.isfinite(self._params).all():
@@ -420,6 +438,7 @@ class _BaseMLP(BaseEstimator):
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
             )
+        task.end()
         return self
 
     def _dropout_rates(self, n_hidden):
@@ -462,7 +481,7 @@ class _BaseMLP(BaseEstimator):
             sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
         return X_val, y_val, sample_weight_val
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units, callbacks, task):
         """Minimise the full-data loss with scipy's L-BFGS-B.
 
         scipy hands each candidate point ``x`` (packed like our parameter
@@ -480,17 +499,20 @@ class _BaseMLP(BaseEstimator):
             # scipy may keep the gradient it was given: hand over a copy
             return loss, grad.copy()
 
-        callbacks = _as_callback_list(self.callbacks)
         iteration = 0
+        subtask = task.begin_subtask(lambda: network.views(params), "lbfgs-iteration")
 
         def after_iteration(intermediate_result):
-            nonlocal iteration
+            nonlocal iteration, subtask
             iteration += 1
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (iteration, intermediate_result.fun))
             # what the callbacks see, as after a stochastic epoch
             self.n_iter_, self.loss_ = iteration, intermediate_result.fun
-            if _callbacks_say_stop(callbacks, self):
+            x = intermediate_result.x
+            stop = task.end_subtask(subtask, lambda: network.views(x))
+            subtask = task.begin_subtask(lambda: network.views(x), "lbfgs-iteration")
+            if _callbacks_say_stop(callbacks, self) or stop:
                 raise StopIteration  # scipy ends the minimisation there
 
         result = scipy.optimize.minimize(
@@ -499,8 +521,11 @@ class _BaseMLP(BaseEstimator):
             method="L-BFGS-B",
             jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            callback=after_iteration if self.verbose or callbacks else None,
+            callback=after_iteration if self.verbose or callbacks or task.per_epoch else None,
         )
+        if subtask is not None:
+            # the iteration opened after the last one never ran: an empty task
+            subtask.call_on_fit_task_end(estimator=self)
         self.n_iter_ = min(result.nit, self.max_iter)
         stopped_by_callback = result.status == 99  # StopIteration from a callback
         if result.status != 0 and not stopped_by_callback:
@@ -526,7 +551,8 @@ class _BaseMLP(BaseEstimator):
         self._set_params_buffer(layer_units, coefs, intercepts, result.x.dtype)
 
     def _fit_stochastic(
-        self, X, y, sample_weight, layer_units, incremental, dropout, validation
+        self, X, y, sample_weight, layer_units, incremental, dropout, validation,
+        callbacks, task,
     ):
         network = self._network(layer_units)
         params = self._params
@@ -613,17 +639,23 @@ class _BaseMLP(BaseEstimator):
                 best_params=params.copy(),
             )
         with _deferred_keyboard_interrupt() as interrupted:
-            self._run_epochs(run, _as_callback_list(self.callbacks), incremental, interrupted)
+            self._run_epochs(run, callbacks, task, incremental, interrupted)
 
-    def _run_epochs(self, run, callbacks, incremental, interrupted):
+    def _run_epochs(self, run, callbacks, task, incremental, interrupted):
         """The epoch loop: one compiled call per epoch, then the bookkeeping."""
         n_samples = run.X.shape[0]
         optimizer, validation = run.optimizer, run.validation
+        coefs, intercepts = self.coefs_, self.intercepts_  # views of run.params
+
+        def weights():
+            return coefs, intercepts
+
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if interrupted():
                     raise KeyboardInterrupt
+                subtask = task.begin_subtask(weights, "epoch")
                 if run.order is not None:
                     # scikit-learn's shuffle(sample_idx, random_state) draws a
                     # permutation with RandomState.shuffle(arange(n)) and indexes
@@ -666,7 +698,8 @@ class _BaseMLP(BaseEstimator):
 
                 optimizer.iteration_ends(self.t_)
 
-                if _callbacks_say_stop(callbacks, self):
+                stop = task.end_subtask(subtask, weights)
+                if _callbacks_say_stop(callbacks, self) or stop:
                     if self.verbose:
                         print("A callback asked to stop. Stopping.")
                     break
