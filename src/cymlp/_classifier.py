@@ -29,6 +29,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import _BaseMLP
+from ._repr import _DocLinkMixin
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -77,7 +78,7 @@ def _decode_labels(lb, Y):
     return lb.inverse_transform(Y)
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, compiled; a drop-in for scikit-learn's.
 
     Same parameters, defaults, fitted attributes and errors as

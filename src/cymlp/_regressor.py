@@ -26,6 +26,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import _BaseMLP
+from ._repr import _DocLinkMixin
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
+class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, compiled; a drop-in for scikit-learn's.
 
     Same parameters, defaults, fitted attributes and errors as
@@ -60,12 +61,88 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The solver for weight optimization.
 
-    alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
-shuffle, random_state, tol, verbose, warm_start, momentum, \
-nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
-epsilon, n_iter_no_change, max_fun, negative_slope, dropout, callbacks
-        As in :class:`MLPClassifier`. With early stopping the validation
-        score is R^2.
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term, divided by the sample size
+        when added to the loss.
+
+    batch_size : int, default='auto'
+        Size of minibatches for stochastic optimizers; 'auto' is
+        ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule for weight updates, used by solver='sgd'.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate, for solver='sgd' or 'adam'.
+
+    power_t : float, default=0.5
+        The exponent for the 'invscaling' learning rate.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    shuffle : bool, default=True
+        Whether to shuffle samples in each epoch.
+
+    random_state : int, RandomState instance, default=None
+        Random number generation for weight initialization, the early-stopping
+        split and minibatch shuffling. Same seed, same draws as scikit-learn.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization.
+
+    verbose : bool, default=False
+        Whether to print progress messages to stdout.
+
+    warm_start : bool, default=False
+        When True, reuse the solution of the previous call to fit.
+
+    momentum : float, default=0.9
+        Momentum for gradient descent update, for solver='sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum, for solver='sgd'.
+
+    early_stopping : bool, default=False
+        Whether to stop training when the validation score (R^2) stops
+        improving.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data set aside for early stopping.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate of adam's first moment estimates.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate of adam's second moment estimates.
+
+    epsilon : float, default=1e-8
+        Value for numerical stability in adam.
+
+    n_iter_no_change : int, default=10
+        Maximum number of epochs without ``tol`` improvement.
+
+    max_fun : int, default=15000
+        Maximum number of loss function calls, for solver='lbfgs'.
+
+    negative_slope : float, default=0.01
+        Slope of ``activation='leaky_relu'`` for negative inputs. Not in
+        scikit-learn.
+
+    dropout : float or array-like of shape (n_layers - 2,), default=0.0
+        Inverted dropout during training with the stochastic solvers: each
+        hidden unit is zeroed with this probability (one rate for all hidden
+        layers, or one per hidden layer) and the others scaled by
+        1 / (1 - rate). Masks are drawn from a generator seeded by
+        ``random_state`` once per epoch, so fits are reproducible. Prediction
+        never drops. Not in scikit-learn; 0 keeps its results exactly.
+
+    callbacks : callable or list of callables, default=None
+        Called after every epoch (every lbfgs iteration) with a dict holding
+        ``epoch``, ``loss``, ``validation_score``, ``validation_loss`` and
+        ``estimator``. Training stops when one returns True (no
+        ConvergenceWarning then). See :class:`cymlp.ProgressBar`. Not in
+        scikit-learn.
 
     Attributes
     ----------
