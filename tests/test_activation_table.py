@@ -15,6 +15,9 @@ import cymlp
 from cymlp import _engine
 from cymlp._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
 DOCS = pathlib.Path(__file__).parents[1] / "docs"
 SKLEARN_HIDDEN = {"identity", "logistic", "tanh", "relu"}
 

@@ -193,3 +193,85 @@ def test_diverging_loss_gives_nan_validation_score():
         assert isinstance(est.validation_scores_[-1], float)
     assert results[1][-1] == results[0][-1] == "nan"
     assert len(results[1]) == len(results[0])
+
+
+# ---------------------------------------------------------------------------
+# scoring=: early stopping on the validation loss or any score (beyond sklearn)
+# ---------------------------------------------------------------------------
+def _split(seed):
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+
+
+def _fit_scoring(seed, scoring, cls=cymlp.MLPClassifier, **kwargs):
+    X, X_val, y, y_val = _split(seed)
+    if cls is cymlp.MLPRegressor:
+        X, y, X_val, y_val = X[:, 1:], X[:, 0], X_val[:, 1:], X_val[:, 0]
+    params = dict(hidden_layer_sizes=(8,), early_stopping=True, n_iter_no_change=5,
+                  max_iter=60, alpha=0.0, learning_rate_init=0.02, random_state=seed,
+                  scoring=scoring)
+    params.update(kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = cls(**params).fit(X, y, X_val=X_val, y_val=y_val)
+    return est, X_val, y_val
+
+
+def test_scoring_loss_keeps_the_lowest_validation_loss(global_random_seed):
+    from sklearn.metrics import log_loss
+
+    clf, X_val, y_val = _fit_scoring(global_random_seed, "loss")
+    best = min(clf.validation_loss_curve_)
+    # the kept weights are those of the lowest loss, measured independently
+    assert log_loss(y_val, clf.predict_proba(X_val)) == pytest.approx(best, rel=1e-9)
+    assert clf.validation_scores_ == [-v for v in clf.validation_loss_curve_]
+    assert clf.best_validation_score_ == -best
+    assert len(clf.validation_scores_) == clf.n_iter_
+
+
+def test_scoring_loss_regressor(global_random_seed):
+    from sklearn.metrics import mean_squared_error
+
+    reg, X_val, y_val = _fit_scoring(global_random_seed, "loss", cls=cymlp.MLPRegressor)
+    # the regressor's loss is half the mean squared error
+    assert mean_squared_error(y_val, reg.predict(X_val)) / 2 == pytest.approx(
+        min(reg.validation_loss_curve_), rel=1e-9)
+
+
+@pytest.mark.parametrize("scoring", ["balanced_accuracy", "neg_log_loss", "callable"])
+def test_scoring_by_scorer_keeps_the_best_score(scoring, global_random_seed):
+    from sklearn.metrics import get_scorer, make_scorer, f1_score
+
+    if scoring == "callable":
+        scorer = make_scorer(f1_score, average="macro")
+    else:
+        scorer = get_scorer(scoring)
+    clf, X_val, y_val = _fit_scoring(global_random_seed, scorer if scoring == "callable"
+                                     else scoring)
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # the kept model scores what was recorded as best
+    assert scorer(clf, X_val, y_val) == pytest.approx(clf.best_validation_score_, rel=1e-12)
+
+
+def test_scoring_with_validation_fraction(global_random_seed):
+    X, _, y, _ = _split(global_random_seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = cymlp.MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True,
+                                  validation_fraction=0.3, scoring="loss", max_iter=20,
+                                  random_state=global_random_seed).fit(X, y)
+    assert len(clf.validation_loss_curve_) == clf.n_iter_
+    assert clf.best_validation_score_ == -min(clf.validation_loss_curve_)
+
+
+def test_invalid_scoring_raises():
+    X, _, y, _ = _split(0)
+    with pytest.raises(ValueError, match="scor"):
+        cymlp.MLPClassifier(early_stopping=True, scoring="no_such_score").fit(X, y)
+    with pytest.raises(ValueError, match="scoring"):
+        cymlp.MLPClassifier(early_stopping=True, scoring=3).fit(X, y)

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
@@ -137,6 +138,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # checked at the start of fit by _as_callback_list, whose message
         # points a scikit-learn callback object to set_callbacks
         "callbacks": "no_validation",
+        "scoring": [StrOptions({"loss"}), str, callable, None],
     }
 
     def __init__(
@@ -168,6 +170,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         negative_slope,
         dropout,
         callbacks,
+        scoring=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -196,6 +199,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         self.negative_slope = negative_slope
         self.dropout = dropout
         self.callbacks = callbacks
+        self.scoring = scoring
 
     # ------------------------------------------------------------------
     # The network
@@ -637,6 +641,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 sample_weight=sw_val,
                 loss=_ValidationLoss(network, X_val, Y_val, sw_val, params.dtype),
                 best_params=params.copy(),
+                scorer=None if self.scoring in (None, "loss")
+                else check_scoring(self, scoring=self.scoring),
             )
         with _deferred_keyboard_interrupt() as interrupted:
             self._run_epochs(run, callbacks, task, incremental, interrupted)
@@ -746,10 +752,25 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 run.params[...] = validation.best_params
 
     def _update_validation(self, validation, params):
-        """Record the validation score and loss; True if the score is the best yet."""
-        score = self._score(validation.X, validation.y, sample_weight=validation.sample_weight)
+        """Record the validation score and loss; True if the score is the best yet.
+
+        The score is scikit-learn's (accuracy / R2) with ``scoring=None``,
+        minus the validation loss with ``scoring="loss"`` (higher is better,
+        as HistGradientBoosting records it), or the given scorer's.
+        """
+        loss = validation.loss(params, float(self.alpha))
+        self.validation_loss_curve_.append(loss)
+        if self.scoring is None:
+            score = self._score(
+                validation.X, validation.y, sample_weight=validation.sample_weight
+            )
+        elif self.scoring == "loss":
+            score = -loss
+        else:
+            score = validation.scorer(
+                self, validation.X, validation.y, sample_weight=validation.sample_weight
+            )
         self.validation_scores_.append(score)
-        self.validation_loss_curve_.append(validation.loss(params, float(self.alpha)))
         if self.verbose:
             print("Validation score: %f" % score)
             if self.verbose >= 2:

@@ -177,11 +177,21 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         never drops. Not in scikit-learn; 0 keeps its results exactly.
 
     callbacks : callable or list of callables, default=None
-        Called after every epoch (every lbfgs iteration) with a dict holding
-        ``epoch``, ``loss``, ``validation_score``, ``validation_loss`` and
-        ``estimator``. Training stops when one returns True (no
-        ConvergenceWarning then). See :class:`cymlp.ProgressBar`. Not in
-        scikit-learn.
+        Plain functions called after every epoch (every lbfgs iteration) with
+        a dict holding ``epoch``, ``loss``, ``validation_score``,
+        ``validation_loss`` and ``estimator``. Training stops when one returns
+        True (no ConvergenceWarning then). See :class:`cymlp.ProgressBar`.
+        scikit-learn's own callbacks (``sklearn.callback``, scikit-learn >=
+        1.9) are set with ``set_callbacks`` instead. Not in scikit-learn.
+
+    scoring : str, callable or None, default=None
+        What early stopping watches on the validation set: None for
+        scikit-learn's choice (accuracy for the classifier, R^2 for the
+        regressor), ``"loss"`` for the validation loss (the kept weights are
+        those of the lowest loss; ``validation_scores_`` then holds minus the
+        loss, higher being better), or any scorer name or callable of
+        :func:`sklearn.metrics.get_scorer`. Used with ``early_stopping=True``
+        only. Not in scikit-learn (HistGradientBoosting's convention).
 
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight``: a dict
@@ -209,7 +219,8 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         The loss at the end of each epoch.
 
     validation_scores_ : list of shape (`n_iter_`,) or None
-        Accuracy on the held-out set at each epoch, with early stopping.
+        Accuracy on the held-out set at each epoch, with early stopping (the
+        ``scoring`` score when it is set).
 
     best_validation_score_ : float or None
         Best validation accuracy, with early stopping.
@@ -291,6 +302,7 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         negative_slope: float = 0.01,
         dropout: float | ArrayLike = 0.0,
         callbacks: Callable[[dict], Any] | Sequence[Callable[[dict], Any]] | None = None,
+        scoring: str | Callable | None = None,
         class_weight: dict | str | None = None,
     ):
         super().__init__(
@@ -321,6 +333,7 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
             negative_slope=negative_slope,
             dropout=dropout,
             callbacks=callbacks,
+            scoring=scoring,
         )
         self.class_weight = class_weight
 

@@ -138,11 +138,21 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
         never drops. Not in scikit-learn; 0 keeps its results exactly.
 
     callbacks : callable or list of callables, default=None
-        Called after every epoch (every lbfgs iteration) with a dict holding
-        ``epoch``, ``loss``, ``validation_score``, ``validation_loss`` and
-        ``estimator``. Training stops when one returns True (no
-        ConvergenceWarning then). See :class:`cymlp.ProgressBar`. Not in
-        scikit-learn.
+        Plain functions called after every epoch (every lbfgs iteration) with
+        a dict holding ``epoch``, ``loss``, ``validation_score``,
+        ``validation_loss`` and ``estimator``. Training stops when one returns
+        True (no ConvergenceWarning then). See :class:`cymlp.ProgressBar`.
+        scikit-learn's own callbacks (``sklearn.callback``, scikit-learn >=
+        1.9) are set with ``set_callbacks`` instead. Not in scikit-learn.
+
+    scoring : str, callable or None, default=None
+        What early stopping watches on the validation set: None for
+        scikit-learn's choice (accuracy for the classifier, R^2 for the
+        regressor), ``"loss"`` for the validation loss (the kept weights are
+        those of the lowest loss; ``validation_scores_`` then holds minus the
+        loss, higher being better), or any scorer name or callable of
+        :func:`sklearn.metrics.get_scorer`. Used with ``early_stopping=True``
+        only. Not in scikit-learn (HistGradientBoosting's convention).
 
     Attributes
     ----------
@@ -156,7 +166,8 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
         The loss at the end of each epoch (stochastic solvers).
 
     validation_scores_ : list of shape (`n_iter_`,) or None
-        R^2 on the held-out set at each epoch, with early stopping.
+        R^2 on the held-out set at each epoch, with early stopping (the
+        ``scoring`` score when it is set).
 
     best_validation_score_ : float or None
         Best validation R^2, with early stopping.
@@ -241,6 +252,7 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
         negative_slope: float = 0.01,
         dropout: float | ArrayLike = 0.0,
         callbacks: Callable[[dict], Any] | Sequence[Callable[[dict], Any]] | None = None,
+        scoring: str | Callable | None = None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -270,6 +282,7 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
             negative_slope=negative_slope,
             dropout=dropout,
             callbacks=callbacks,
+            scoring=scoring,
         )
 
     def _validate_input(self, X, y, incremental, reset):

@@ -171,6 +171,7 @@ class _EarlyStopping:
     sample_weight: object
     loss: "_ValidationLoss"
     best_params: np.ndarray
+    scorer: object = None  # the scoring= scorer, or None (sklearn's score / the loss)
 
 
 @dataclasses.dataclass
