@@ -65,6 +65,8 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 def _numeric_array(value, name):
     """A fitted weight as an array of numbers; an error naming it otherwise."""
+    if type(value) is np.ndarray and value.dtype.kind in "biuf":
+        return value  # the common case, without np.asarray's overhead
     try:
         array = np.asarray(value)
     except ValueError as exc:  # ragged nested lists
@@ -211,13 +213,19 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return self.loss
 
     def _network(self, layer_units):
-        return Network(
-            layer_units,
-            self.activation,
-            self.out_activation_,
-            self._loss_name(),
-            negative_slope=float(self.negative_slope),
-        )
+        """The engine's network for these layers and the current settings.
+
+        Kept between calls (predicting one row would otherwise spend a fifth
+        of its time making it), keyed by everything it is made from; not
+        pickled (see __getstate__).
+        """
+        key = (tuple(layer_units), self.activation, self.out_activation_,
+               self._loss_name(), float(self.negative_slope))
+        cached = self.__dict__.get("_network_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, Network(*key[:4], negative_slope=key[4]))
+            self._network_cache = cached
+        return cached[1]
 
     def _fitted_weights(self, training=False):
         """The fitted network, checked before any compiled code reads it.
@@ -918,6 +926,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # coefs_ and intercepts_ are views of the packed buffer; pickle would
         # store the weights twice. The buffer is rebuilt from them at the next fit.
         state.pop("_params", None)
+        state.pop("_network_cache", None)  # compiled; made again when needed
         # the optimizer as plain data, so that skops loads it without trusting
         # a private class
         if isinstance(state.get("_optimizer"), _Optimizer):

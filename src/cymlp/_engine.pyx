@@ -625,10 +625,28 @@ def _working_dtype(dtype):
     return dtype
 
 
-def _check_array(a, str name, shape, dtype, bint writeable=False):
+cdef _check_array(object a, str name, tuple shape, object dtype, bint writeable=False):
     """Raise ValueError unless `a` is a C-contiguous ndarray of exactly this
     shape and dtype (and writeable if asked): the engine's contract with its
     callers, checked before any pointer into `a` is taken."""
+    cdef cnp.ndarray arr
+    cdef int k
+    cdef bint ok
+    if cnp.PyArray_Check(a):
+        # the fast path, through numpy's C API: predicting one row checks
+        # every layer's arrays, and Python attribute lookups would cost more
+        # than the prediction
+        arr = <cnp.ndarray> a
+        ok = (cnp.PyArray_NDIM(arr) == len(shape)
+              and cnp.PyArray_TYPE(arr) == (<cnp.dtype> dtype).type_num
+              and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
+              and (not writeable or cnp.PyArray_ISWRITEABLE(arr)))
+        k = 0
+        while ok and k < len(shape):
+            ok = cnp.PyArray_DIM(arr, k) == <Py_ssize_t> shape[k]
+            k += 1
+        if ok:
+            return
     if not isinstance(a, np.ndarray):
         raise ValueError("%s must be a numpy array, got %s" % (name, type(a).__name__))
     if a.shape != tuple(shape):
