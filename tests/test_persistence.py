@@ -17,7 +17,6 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import joblib
 import numpy as np
@@ -26,7 +25,6 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
-from threadpoolctl import threadpool_limits
 
 import cymlp
 
@@ -35,18 +33,9 @@ DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    # Bitwise reproducibility is promised with the BLAS threads fixed.
-    with threadpool_limits(limits=1):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning of the short fits
-        yield
+# BLAS on one thread (bitwise reproducibility is promised with the BLAS
+# threads fixed); warnings (the ConvergenceWarning of the short fits) ignored
+pytestmark = pytest.mark.usefixtures("one_blas_thread", "quiet")
 
 
 def _data(seed, kind="multiclass", n=80, dtype=np.float64):
