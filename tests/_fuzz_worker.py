@@ -1,6 +1,6 @@
 """Input fuzzing driver, run in a child process by tests/test_fuzz.py.
 
-    python tests/_fuzz_worker.py TARGET SEED MAX_EXAMPLES
+    python tests/_fuzz_worker.py TARGET SEED MAX_EXAMPLES [DIRECTORY]
 
 TARGET is ``fit``, ``partial_fit`` or ``predict``. Hypothesis draws arbitrary
 inputs (every numpy dtype, NaN/inf, empty and zero-width arrays, 1-D/3-D,
@@ -26,11 +26,19 @@ looking for new ones.
 
 Exit code 0 when every example agrees; otherwise hypothesis prints the
 shrunk falsifying example and the exit code is 1.
+
+The memory-mapped inputs are written to DIRECTORY, which the caller owns and
+removes: test_fuzz.py does, however the worker ends (a crash or a SIGKILL
+leaves the worker no chance to clean up). Run by hand without it, the worker
+writes to a ``cymlp-fuzz-*`` directory of its own under the temporary
+directory and removes it when it exits, on Ctrl-C and on SIGTERM.
 """
 
 import copy
 import faulthandler
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -47,7 +55,7 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 import cymlp
 
 faulthandler.enable()
-TMPDIR = tempfile.mkdtemp(prefix="cymlp-fuzz-")
+TMPDIR = None  # where memory-mapped inputs are written; set by main()
 
 NUMPY_DTYPES = [
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
@@ -788,6 +796,42 @@ TARGETS = {
 
 def main(argv):
     target, seed_, n = argv[1], int(argv[2]), int(argv[3])
+    if len(argv) > 4:
+        return fuzz(target, seed_, n, argv[4])
+    with tempfile.TemporaryDirectory(prefix="cymlp-fuzz-") as directory:
+
+        def terminate(signum, frame):
+            # Not an exception: raised inside an example, hypothesis would
+            # take it for a failure and replay the example. Clean up, leave.
+            shutil.rmtree(directory, ignore_errors=True)
+            os._exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, terminate)
+        return fuzz(target, seed_, n, directory)
+
+
+def fuzz(target, seed_, n, directory):
+    """Compare cymlp with scikit-learn on hypothesis' examples for one method.
+
+    Parameters
+    ----------
+    target : {"fit", "partial_fit", "predict"}
+        The method called on both estimators.
+    seed_ : int
+        Hypothesis' seed: the same seed draws the same examples.
+    n : int
+        The number of examples.
+    directory : str
+        An existing directory for the memory-mapped inputs; the caller
+        removes it.
+
+    Returns
+    -------
+    int
+        0; a disagreement raises hypothesis' falsifying example instead.
+    """
+    global TMPDIR
+    TMPDIR = directory
     strategy, check = TARGETS[target]
 
     @seed(seed_)

@@ -254,6 +254,32 @@ def assert_predictions_equal(ref, est, X, y=None, dtype=None):
         assert_close(est.score(X, y), ref.score(X, y), dtype, err_msg="score")
 
 
+
+def check_parity(params, data, name="MLPClassifier"):
+    """Fit both estimators on a training set; compare the fits and the predictions.
+
+    Parameters
+    ----------
+    params : dict
+        The estimators' parameters.
+    data : tuple
+        ``(X, y, X_test, y_test)``, as :func:`make_data` and
+        :func:`make_regression_data` return them: fit on ``X, y``, predict and
+        score on ``X_test, y_test``.
+    name : {"MLPClassifier", "MLPRegressor"}
+        Which estimator.
+
+    Returns
+    -------
+    tuple
+        ``(ref, est, ref_warnings)``, as :func:`fit_both` returns them.
+    """
+    X, y, X_test, y_test = data
+    ref, est, ref_warnings = fit_both(params, X, y, name=name)
+    assert_fit_equal(ref, est)
+    assert_predictions_equal(ref, est, X_test, y_test)
+    return ref, est, ref_warnings
+
 # ---------------------------------------------------------------------------
 # Small data sets (all standardized, all cheap)
 # ---------------------------------------------------------------------------

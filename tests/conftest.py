@@ -18,8 +18,10 @@ The seed appears in the test id as ``seed=<n>``.
 
 import os
 import random
+import warnings
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 _SEED_ENV = "CYMLP_TEST_SEED"
 _DEFAULT_SEED = 42
@@ -76,3 +78,25 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(
             "global_random_seed", seeds, ids=[f"seed={s}" for s in seeds]
         )
+
+
+# Fixtures that modules opt into with
+# ``pytestmark = pytest.mark.usefixtures("one_blas_thread", "quiet")``.
+@pytest.fixture
+def one_blas_thread():
+    """Limit BLAS to one thread for the test.
+
+    Bitwise reproducibility is promised with the BLAS threads fixed (their
+    number changes the summation order), and tests that start threads of
+    their own should not have BLAS's compete with them.
+    """
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture
+def quiet():
+    """Ignore warnings for the test, e.g. the ConvergenceWarning of short fits."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -14,29 +14,17 @@ threads here, not BLAS's, are what runs in parallel.
 
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_array_equal
-from threadpoolctl import threadpool_limits
 
 import cymlp
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread", "quiet")
 
 
 def _data(seed, n=600, n_features=20, n_classes=4):

@@ -11,7 +11,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, recall_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cymlp
 from cymlp._engine import Network, Trainer
@@ -358,46 +357,6 @@ def test_training_curve_display():
     with pytest.raises(ValueError, match="lbfgs"):
         cymlp.TrainingCurveDisplay.from_estimator(
             _quiet(cymlp.MLPClassifier(solver="lbfgs", max_iter=5).fit, X, y))
-
-
-# ---------------------------------------------------------------------------
-# sklearn's estimator checks with the new options at non-default values
-# ---------------------------------------------------------------------------
-def never_stop(info):
-    """A callback at module level, so that the estimator holding it pickles."""
-    return False
-
-
-@parametrize_with_checks(
-    [
-        # lbfgs: no partial_fit, which refuses class_weight="balanced"
-        cymlp.MLPClassifier(activation="gelu", class_weight="balanced", solver="lbfgs",
-                            max_iter=200),
-        cymlp.MLPClassifier(activation="softplus", dropout=0.1, max_iter=100),
-        cymlp.MLPClassifier(activation="leaky_relu", negative_slope=0.1,
-                            callbacks=[never_stop], max_iter=100),
-        cymlp.MLPRegressor(activation="silu", max_iter=200),
-        cymlp.MLPRegressor(activation="elu", solver="lbfgs", max_iter=200),
-    ],
-    expected_failed_checks=lambda est: (
-        {
-            check: (
-                "dropout draws a mask per row: repeated rows get other masks "
-                "than one weighted row, so the fits differ by design"
-            )
-            for check in (
-                "check_sample_weight_equivalence_on_dense_data",
-                "check_sample_weight_equivalence_on_sparse_data",
-            )
-        }
-        if getattr(est, "dropout", 0)
-        else {}
-    ),
-)
-def test_estimator_checks_with_extras(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)
 
 
 def test_validation_set_through_a_pipeline(global_random_seed):

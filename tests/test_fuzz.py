@@ -1,7 +1,8 @@
 """Input fuzzing against scikit-learn, and the regressions it found.
 
 The fuzz itself lives in tests/_fuzz_worker.py and runs in a child process
-(a crash in compiled code then fails one test instead of killing pytest):
+(a crash in compiled code then fails one test instead of killing pytest; the
+test owns the directory for the worker's files and removes it afterwards):
 hypothesis draws arbitrary inputs for fit, partial_fit and predict, both
 implementations are called on them, and the outcomes must agree (see the
 worker's docstring). The example counts are modest: CI has two cores.
@@ -11,9 +12,12 @@ scikit-learn as the reference.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -38,13 +42,90 @@ def _run(args, timeout=900):
     return proc
 
 
+def _worker_directory():
+    """A directory for a fuzz worker's memory-mapped files, as a context manager.
+
+    The test process creates it and removes it when the block ends, however
+    the worker ended: a worker that crashed or was killed cannot clean up.
+    """
+    return tempfile.TemporaryDirectory(prefix="cymlp-fuzz-", ignore_cleanup_errors=True)
+
+
 @pytest.mark.parametrize("target", list(EXAMPLES))
 def test_fuzz_against_sklearn(target, global_random_seed):
-    proc = _run([WORKER, target, str(global_random_seed), str(EXAMPLES[target])])
+    with _worker_directory() as directory:
+        proc = _run([WORKER, target, str(global_random_seed), str(EXAMPLES[target]),
+                     directory])
     assert proc.returncode == 0, (
         f"cymlp and scikit-learn disagree (replay: python tests/_fuzz_worker.py "
         f"{target} {global_random_seed} {EXAMPLES[target]}):\n"
         f"{proc.stdout[-5000:]}\n{proc.stderr[-15000:]}")
+
+
+def _wait_for_npy(proc, directory):
+    """Wait until the worker has written a .npy file below `directory`, or ended.
+
+    Parameters
+    ----------
+    proc : subprocess.Popen
+        The fuzz worker.
+    directory : str
+        Where its files are expected.
+
+    Returns
+    -------
+    bool
+        Whether a file was seen while the worker ran.
+    """
+    while proc.poll() is None:
+        for _, _, files in os.walk(directory):
+            if any(name.endswith(".npy") for name in files):
+                return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("owner, sig", [
+    ("test", signal.SIGKILL),     # killed: no chance to clean up
+    ("test", signal.SIGSEGV),     # a crash (faulthandler dumps, then it dies)
+    ("worker", signal.SIGTERM),   # run by hand, then terminated
+    ("worker", None),             # run by hand to the end
+], ids=["killed", "crashed", "standalone-terminated", "standalone-finished"])
+def test_fuzz_worker_leaves_nothing_behind(owner, sig, monkeypatch):
+    # The temporary directory (for this process and the worker) is a fresh
+    # one of this test's own, so that other processes' files do not count:
+    # it must be empty again once the worker has ended and the directory's
+    # owner has cleaned up, as it was before. The reference is that listing.
+    with tempfile.TemporaryDirectory() as root:
+        monkeypatch.setattr(tempfile, "tempdir", root)
+        env = {**os.environ, "TMPDIR": root}
+        before = os.listdir(root)
+        # enough examples that the worker memory-maps some input (one draw
+        # in nine) long before it would end on its own
+        n = "3" if sig is None else "300"
+        if owner == "test":
+            with _worker_directory() as directory:
+                with subprocess.Popen([sys.executable, WORKER, "predict", "0", n, directory],
+                                      cwd=HERE, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) as proc:
+                    wrote = _wait_for_npy(proc, directory)
+                    proc.send_signal(sig)
+                # (not -sig: under AddressSanitizer a SIGSEGV ends in its report)
+                assert proc.returncode != 0
+                assert os.listdir(root) == [os.path.basename(directory)]
+        else:
+            with subprocess.Popen([sys.executable, WORKER, "predict", "0", n], cwd=HERE,
+                                  env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) as proc:
+                wrote = _wait_for_npy(proc, root)
+                if sig is not None:
+                    proc.send_signal(sig)
+                _, err = proc.communicate()
+            assert proc.returncode == (0 if sig is None else 128 + sig), err[-3000:]
+        assert os.listdir(root) == before
+        if sig is not None:
+            assert wrote, "the worker ended before it wrote a file: nothing was tested"
 
 
 def _outcome(fn):

@@ -8,19 +8,17 @@ n_iter_ and loss_ must agree.  Runs stay short (<= 30 iterations): line-search
 decisions are discrete and a long run could in principle branch on an ulp.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cymlp
 from _parity import (
     assert_fit_equal,
     assert_predictions_equal,
     call_recording_warnings,
+    check_parity,
     fit_both,
     make_data,
 )
@@ -33,28 +31,18 @@ def _params(seed, **kwargs):
             "random_state": seed, **kwargs}
 
 
-def _check(params, kind, seed, dtype=None, **data_kwargs):
-    X, y, X_test, y_test = make_data(kind, seed, **data_kwargs)
-    if dtype is not None:
-        X, X_test = X.astype(dtype), X_test.astype(dtype)
-    ref, est, w = fit_both(params, X, y)
-    assert_fit_equal(ref, est)
-    assert_predictions_equal(ref, est, X_test, y_test)
-    return ref, est, w
-
-
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "strings"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_lbfgs_parity(global_random_seed, activation, kind):
-    _check(_params(global_random_seed, activation=activation), kind,
-           global_random_seed)
+    check_parity(_params(global_random_seed, activation=activation),
+                 make_data(kind, global_random_seed))
 
 
 @pytest.mark.parametrize("hidden_layer_sizes", [(7, 4), 3, []], ids=str)
 @pytest.mark.parametrize("alpha", [0.0, 1e-4, 1.0])
 def test_lbfgs_architecture_and_alpha(global_random_seed, hidden_layer_sizes, alpha):
-    _check(_params(global_random_seed, hidden_layer_sizes=hidden_layer_sizes,
-                   alpha=alpha), "multiclass", global_random_seed)
+    check_parity(_params(global_random_seed, hidden_layer_sizes=hidden_layer_sizes,
+                         alpha=alpha), make_data("multiclass", global_random_seed))
 
 
 def test_lbfgs_attributes(global_random_seed):
@@ -158,13 +146,3 @@ def test_lbfgs_verbose(global_random_seed, capfd):
     for k, line in enumerate(lines, start=1):
         assert line.startswith("Iteration %d, loss = " % k)
     assert float(lines[-1].split("= ")[1]) == pytest.approx(est.loss_, abs=1e-8)
-
-
-@parametrize_with_checks([
-    cymlp.MLPClassifier(solver="lbfgs", activation="logistic", max_iter=50),
-    cymlp.MLPClassifier(solver="lbfgs", hidden_layer_sizes=(10, 5), max_iter=50),
-])
-def test_lbfgs_estimator_checks(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)

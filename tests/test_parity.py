@@ -23,6 +23,7 @@ from _parity import (
     assert_fit_equal,
     assert_predictions_equal,
     call_recording_warnings,
+    check_parity,
     fit_both,
     make_data,
     raw_digits,
@@ -51,16 +52,6 @@ def _params(seed, **kwargs):
     return params
 
 
-def _check(params, kind, seed, dtype=None, **data_kwargs):
-    X, y, X_test, y_test = make_data(kind, seed, **data_kwargs)
-    if dtype is not None:
-        X, X_test = X.astype(dtype), X_test.astype(dtype)
-    ref, est, _ = fit_both(params, X, y)
-    assert_fit_equal(ref, est)
-    assert_predictions_equal(ref, est, X_test, y_test)
-    return ref, est
-
-
 # ---------------------------------------------------------------------------
 # Activations x solvers
 # ---------------------------------------------------------------------------
@@ -68,7 +59,7 @@ def _check(params, kind, seed, dtype=None, **data_kwargs):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activation_solver(global_random_seed, activation, solver):
     params = _params(global_random_seed, activation=activation, solver=solver)
-    _check(params, "multiclass", global_random_seed)
+    check_parity(params, make_data("multiclass", global_random_seed))
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -76,7 +67,7 @@ def test_default_parameters(global_random_seed, solver):
     # The defaults as a user would write them, only shortened: 100 hidden
     # units, relu, lr 1e-3, tol 1e-4, n_iter_no_change 10.
     params = dict(solver=solver, max_iter=5, random_state=global_random_seed)
-    _check(params, "iris", global_random_seed)
+    check_parity(params, make_data("iris", global_random_seed))
 
 
 # ---------------------------------------------------------------------------
@@ -99,14 +90,14 @@ def test_sgd_schedules(global_random_seed, learning_rate, momentum,
         # invscaling divides by (t + 1) ** power_t with t counted in samples;
         # a larger initial rate keeps the steps from vanishing.
         params["learning_rate_init"] = 0.5
-    _check(params, "binary", global_random_seed)
+    check_parity(params, make_data("binary", global_random_seed))
 
 
 @pytest.mark.parametrize("power_t", [0.0, 0.25, 1.0])
 def test_sgd_invscaling_power_t(global_random_seed, power_t):
     params = _params(global_random_seed, solver="sgd", learning_rate="invscaling",
                      power_t=power_t, learning_rate_init=0.3, batch_size=10)
-    _check(params, "multiclass", global_random_seed)
+    check_parity(params, make_data("multiclass", global_random_seed))
 
 
 @pytest.mark.parametrize(
@@ -119,7 +110,7 @@ def test_adam_hyperparameters(global_random_seed, beta_1, beta_2, epsilon):
     # ulp of difference into a step of any size -- parity is then luck.
     params = _params(global_random_seed, solver="adam", beta_1=beta_1,
                      beta_2=beta_2, epsilon=epsilon, batch_size=20)
-    _check(params, "multiclass", global_random_seed)
+    check_parity(params, make_data("multiclass", global_random_seed))
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +120,7 @@ def test_adam_hyperparameters(global_random_seed, beta_1, beta_2, epsilon):
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "strings"])
 def test_targets(global_random_seed, kind, solver):
     params = _params(global_random_seed, solver=solver, hidden_layer_sizes=(6,))
-    ref, est = _check(params, kind, global_random_seed)
+    ref, est, _ = check_parity(params, make_data(kind, global_random_seed))
     # The output layer is chosen from the target type.
     expected = {"binary": "logistic", "multiclass": "softmax",
                 "multilabel": "logistic", "strings": "softmax"}[kind]
@@ -139,7 +130,7 @@ def test_targets(global_random_seed, kind, solver):
 def test_many_classes(global_random_seed):
     # 10 classes, 64 features: wider matrices than the other tests.
     params = _params(global_random_seed, hidden_layer_sizes=(7, 4), max_iter=5)
-    _check(params, "digits", global_random_seed, n_samples=120)
+    check_parity(params, make_data("digits", global_random_seed, n_samples=120))
 
 
 @pytest.mark.parametrize(
@@ -204,7 +195,7 @@ def test_hidden_layer_sizes(global_random_seed, hidden_layer_sizes, solver):
     # (multinomial logistic regression): n_layers_ == 2.
     params = _params(global_random_seed, solver=solver,
                      hidden_layer_sizes=hidden_layer_sizes)
-    ref, est = _check(params, "multiclass", global_random_seed)
+    ref, est, _ = check_parity(params, make_data("multiclass", global_random_seed))
     assert est.n_layers_ == ref.n_layers_
 
 
@@ -220,14 +211,14 @@ def test_batch_size(global_random_seed, batch_size, solver):
                      max_iter=max_iter)
     if batch_size == 1 and solver == "sgd":
         params["learning_rate_init"] = 0.01
-    _check(params, "multiclass", global_random_seed, n_samples=60)
+    check_parity(params, make_data("multiclass", global_random_seed, n_samples=60))
 
 
 def test_batch_size_auto_caps_at_200(global_random_seed):
     # 'auto' means min(200, n_samples): 250 samples give a batch of 200 and a
     # last batch of 50.
     params = _params(global_random_seed, batch_size="auto", max_iter=4)
-    _check(params, "digits", global_random_seed, n_samples=250)
+    check_parity(params, make_data("digits", global_random_seed, n_samples=250))
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -248,7 +239,7 @@ def test_batch_size_larger_than_n_samples_warns(global_random_seed, solver):
 def test_shuffle(global_random_seed, shuffle, solver):
     params = _params(global_random_seed, solver=solver, shuffle=shuffle,
                      batch_size=13)
-    _check(params, "multiclass", global_random_seed)
+    check_parity(params, make_data("multiclass", global_random_seed))
 
 
 def test_shuffle_changes_result(global_random_seed):
@@ -338,7 +329,7 @@ def test_non_contiguous_and_fortran_input(global_random_seed):
 def test_alpha(global_random_seed, alpha, solver):
     params = _params(global_random_seed, solver=solver, alpha=alpha,
                      hidden_layer_sizes=(7, 4), batch_size=25)
-    _check(params, "multiclass", global_random_seed)
+    check_parity(params, make_data("multiclass", global_random_seed))
 
 
 def test_alpha_changes_result(global_random_seed):

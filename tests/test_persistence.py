@@ -17,17 +17,14 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
-from threadpoolctl import threadpool_limits
 
 import cymlp
 
@@ -36,18 +33,9 @@ DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    # Bitwise reproducibility is promised with the BLAS threads fixed.
-    with threadpool_limits(limits=1):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning of the short fits
-        yield
+# BLAS on one thread (bitwise reproducibility is promised with the BLAS
+# threads fixed); warnings (the ConvergenceWarning of the short fits) ignored
+pytestmark = pytest.mark.usefixtures("one_blas_thread", "quiet")
 
 
 def _data(seed, kind="multiclass", n=80, dtype=np.float64):
@@ -388,9 +376,7 @@ def test_skops_round_trip_trusting_only_the_public_classes(name, solver,
     cls = getattr(cymlp, name)
     est = cls(hidden_layer_sizes=(5,), solver=solver, max_iter=3,
               random_state=global_random_seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
+    est.fit(X, y)  # (ConvergenceWarning silenced by the module's `quiet`)
     data = sio.dumps(est)
     # the only type skops does not know is the estimator class itself: the
     # optimizer's state travels as plain numbers and arrays

@@ -171,7 +171,11 @@ cdef void csr_transpose_times_dense(
 
 cdef inline const UnaryLoop* _vec_of(const Net* net, bint hidden, floating dtype_tag) noexcept nogil:
     cdef int k = 0 if floating is float else 1
-    return &net.hidden_vec[k] if hidden else &net.out_vec[k]
+    # two returns, not a conditional expression: Cython's temporary for that
+    # would drop the const
+    if hidden:
+        return &net.hidden_vec[k]
+    return &net.out_vec[k]
 
 
 # The ufunc whose inner loops implement each activation, exactly as
@@ -200,7 +204,9 @@ cdef UnaryLoop resolve_loop(int act, char typecode):
         return found
     for i in range(uf.ntypes):
         if uf.types[2 * i] == typecode and uf.types[2 * i + 1] == typecode:
-            found.fn = <ufunc_loop> uf.functions[i]
+            # through void*: numpy declares its loops without nogil, but they
+            # take no Python objects and never touch the GIL
+            found.fn = <ufunc_loop> <void*> uf.functions[i]
             found.data = uf.data[i]
             break
     return found
@@ -240,6 +246,7 @@ cdef void forward_rows(
     cdef floating** act = <floating**> t.act
     cdef floating** inp = <floating**> t.inp
     cdef bint hidden
+    cdef uint64_t state
     for i in range(L):
         hidden = i < L - 1
         if i == 0 and sp != NULL:
@@ -254,8 +261,13 @@ cdef void forward_rows(
                       <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
                       net.slope)
         if hidden and drop != NULL and drop.rate[i + 1] > 0:
+            # the generator state through a local: gcc's -Warray-bounds sees
+            # &drop.state of the NULL `drop` in its copy of this function for
+            # predict, where the branch is dead
+            state = drop.state
             dropout_forward(act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
-                            rows * u[i + 1], drop.rate[i + 1], &drop.state)
+                            rows * u[i + 1], drop.rate[i + 1], &state)
+            drop.state = state
 
 
 cdef void backward_rows(
