@@ -42,7 +42,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer
+from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer, _SerialBlas
 from ._training import (
     _as_callback_list,
     _callbacks_say_stop,
@@ -493,14 +493,19 @@ class _BaseMLP(BaseEstimator):
             if _callbacks_say_stop(callbacks, self):
                 raise StopIteration  # scipy ends the minimisation there
 
-        result = scipy.optimize.minimize(
-            loss_grad,
-            params,
-            method="L-BFGS-B",
-            jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            callback=after_iteration if self.verbose or callbacks else None,
-        )
+        # scipy's L-BFGS-B does its vector arithmetic in scipy's BLAS, whose
+        # multi-threaded dot products round differently with each thread
+        # count: one BLAS thread for the minimisation keeps the weights the
+        # same bits with any number of threads (see _engine._SerialBlas).
+        with _SerialBlas():
+            result = scipy.optimize.minimize(
+                loss_grad,
+                params,
+                method="L-BFGS-B",
+                jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                callback=after_iteration if self.verbose or callbacks else None,
+            )
         self.n_iter_ = min(result.nit, self.max_iter)
         stopped_by_callback = result.status == 99  # StopIteration from a callback
         if result.status != 0 and not stopped_by_callback:

@@ -167,7 +167,8 @@ cdef void par_gemm(
         gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1, a, <int> lda,
              b, <int> ldb, <floating> 0, c, <int> ldc)
         return
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         r0 = chunk_at(m, nch, ch)
         previous = blas_one_thread()
         gemm(trans_a, trans_b, <int> (chunk_at(m, nch, ch + 1) - r0), <int> n, <int> k,
@@ -185,7 +186,8 @@ cdef void par_bias_activate(
     if nch == 1:
         bias_activate(z, bias, rows, cols, act, vec, pre, slope)
         return
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         r0 = chunk_at(rows, nch, ch)
         bias_activate(z + r0 * cols, bias, chunk_at(rows, nch, ch + 1) - r0, cols, act, vec,
                       pre + r0 * cols if pre != NULL else NULL, slope)
@@ -198,7 +200,8 @@ cdef void par_derivative(
     """delta *= f'(z), then times the dropout mask (unless NULL), elementwise
     in fixed chunks."""
     cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0, e1, e
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         e0 = chunk_at(n, nch, ch)
         e1 = chunk_at(n, nch, ch + 1)
         multiply_derivative(a + e0, z + e0 if z != NULL else NULL, delta + e0, e1 - e0,
@@ -217,7 +220,8 @@ cdef void par_dropout(
     the split."""
     cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0
     cdef uint64_t start = state[0], s
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         e0 = chunk_at(n, nch, ch)
         s = splitmix64_skip(start, e0)
         dropout_forward(a + e0, dropped + e0, mask + e0, chunk_at(n, nch, ch + 1) - e0,
@@ -231,7 +235,8 @@ cdef void par_column_sums(int nt, const floating* a, floating* out, Py_ssize_t r
     in order."""
     # at least 8 columns (a cache line of doubles) per chunk
     cdef Py_ssize_t nch = n_chunks(cols, <double> rows * cols, PASS_GRAIN, 8), ch, c0
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         c0 = chunk_at(cols, nch, ch)
         column_sums(a + c0, out + c0, rows, chunk_at(cols, nch, ch + 1) - c0, cols)
 
@@ -247,7 +252,8 @@ cdef double par_loss(
     cdef double total = 0.0
     if nch == 1:
         return loss_and_delta(out, y, idx, sw, delta, NULL, rows, cols, loss)
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         r0 = chunk_at(rows, nch, ch)
         # targets and weights are indexed through idx, or consecutive
         loss_and_delta(out + r0 * cols, y if idx != NULL else y + r0 * cols,
@@ -264,7 +270,8 @@ cdef void par_gather(int nt, const floating* X, const Py_ssize_t* idx, floating*
                      Py_ssize_t rows, Py_ssize_t n_in) noexcept nogil:
     """out[r] = X[idx[r]] for the minibatch's rows, in fixed chunks."""
     cdef Py_ssize_t nch = n_chunks(rows, <double> rows * n_in, PASS_GRAIN, 1), ch, r
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         for r in range(chunk_at(rows, nch, ch), chunk_at(rows, nch, ch + 1)):
             memcpy(out + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
 
@@ -297,7 +304,8 @@ cdef void par_optimizer_step(int nt, const Optimizer* opt, floating* w, const fl
                              double lr_t) noexcept nogil:
     """One optimizer step over the packed buffer, in fixed chunks."""
     cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1), ch
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static"):
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         step_range(opt, w, g, chunk_at(n_params, nch, ch), chunk_at(n_params, nch, ch + 1),
                    n_coefs, sw_sum, lr_t)
 
@@ -835,7 +843,8 @@ cdef int predict_impl(
     part_status = <int*> malloc(team * sizeof(int))
     if part_status == NULL:
         return -1
-    for p in prange(team, num_threads=team, schedule="static"):
+    for p in prange(team, num_threads=team, schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
         part_status[p] = predict_chunks(net, W, b, d, out, check_finite, chunk,
                                         chunk_at(nch, team, p), chunk_at(nch, team, p + 1), 1)
     for p in range(team):
@@ -878,30 +887,19 @@ cdef int _running = 0
 OPENMP = bool(CYMLP_HAVE_OPENMP)
 
 
-cdef class _EngineCall:
-    """One engine call, as a context: the threads it may use, and one BLAS
-    thread for the calling thread while it runs.
-
-    The budget is OpenMP's ``omp_get_max_threads()``, which
-    ``OMP_NUM_THREADS``, threadpoolctl's limits (``threadpool_limits(1)``
-    sets it through the "openmp" API) and joblib/loky's worker caps (they set
-    ``OMP_NUM_THREADS``) decide, as for scikit-learn's own OpenMP code. Calls
-    running at once share it: each takes ``budget // calls running``, so two
-    fits in threads of one process do not each take every core.
+cdef class _SerialBlas:
+    """Single-threaded BLAS for the calling thread, as a context.
 
     The engine's products are fixed chunks, each one single-threaded BLAS
-    call (the bits must not depend on BLAS's threads either): set for the
-    calling thread only through OpenBLAS's per-thread setting and restored
-    on exit; where the BLAS lacks that, through threadpoolctl for the call.
+    call: BLAS's own threads would change the rounding with their count.
+    Set for the calling thread only, through OpenBLAS's per-thread setting,
+    and restored on exit; where the BLAS lacks that, through threadpoolctl
+    (process-wide) for the duration.
     """
-    cdef readonly int threads
     cdef int _previous
     cdef object _limiter
 
     def __enter__(self):
-        global _running
-        _running += 1
-        self.threads = max(1, omp_get_max_threads() // _running)
         if _blas_set_local != NULL:
             self._previous = blas_one_thread()
         else:
@@ -910,13 +908,36 @@ cdef class _EngineCall:
         return self
 
     def __exit__(self, *exc):
-        global _running
-        _running -= 1
         if _blas_set_local != NULL:
             blas_restore(self._previous)
         elif self._limiter is not None:
             self._limiter.restore_original_limits()
         return False
+
+
+cdef class _EngineCall(_SerialBlas):
+    """One engine call, as a context: the threads it may use (``threads``),
+    and single-threaded BLAS in the calling thread while it runs.
+
+    The budget is OpenMP's ``omp_get_max_threads()``, which
+    ``OMP_NUM_THREADS``, threadpoolctl's limits (``threadpool_limits(1)``
+    sets it through the "openmp" API) and joblib/loky's worker caps (they set
+    ``OMP_NUM_THREADS``) decide, as for scikit-learn's own OpenMP code. Calls
+    running at once share it: each takes ``budget // calls running``, so two
+    fits in threads of one process do not each take every core.
+    """
+    cdef readonly int threads
+
+    def __enter__(self):
+        global _running
+        _running += 1
+        self.threads = max(1, omp_get_max_threads() // _running)
+        return _SerialBlas.__enter__(self)
+
+    def __exit__(self, *exc):
+        global _running
+        _running -= 1
+        return _SerialBlas.__exit__(self, *exc)
 
 
 def _find_blas_set_local():
