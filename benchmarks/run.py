@@ -534,12 +534,19 @@ def run_train(spec, data, quick, repeats, use_torch):
     runs = {"sklearn": timed("sklearn", SkMLP), "cymlp": timed("cymlp", CyMLP)}
     if use_torch:
         runs["torch"] = lambda: torch_fit(X, y, params, epochs)
+    if threadpool_limits is not None:
+        # cymlp's own thread scaling: the same fit on one OpenMP thread
+        def one_thread():
+            with threadpool_limits(limits=1, user_api="openmp"):
+                return fit_model(CyMLP, X, y, params, epochs)[0]
+        runs["cymlp-1t"] = one_thread
     runs["floor"] = floor.epoch
     if step is not None:
         runs["step"] = step.epoch
     times = interleaved(runs, repeats)
     floor_times = times.pop("floor")
     step_times = times.pop("step", None)
+    one_thread_times = times.pop("cymlp-1t", None)
     sk, cy = models["sklearn"], models["cymlp"]
     notes = [f"{epochs} epochs x {plural(repeats, 'repeat')}; sklearn vs cymlp: max|dcoef| "
              f"{max_coef_diff(sk, cy):.1e}, final loss {sk.loss_:.6g} vs {cy.loss_:.6g}",
@@ -552,6 +559,10 @@ def run_train(spec, data, quick, repeats, use_torch):
         notes.append(f"optimizer steps alone ({step.solver}, {n_params} parameters, "
                      f"{step.n_batches} per epoch): {fmt_time(min(step_times), 's/epoch')}; "
                      f"sklearn / (GEMM floor + steps) = {bound:.2f}x")
+    if one_thread_times:
+        notes.append(f"cymlp thread scaling: one thread {fmt_time(min(one_thread_times), 's/epoch')}"
+                     f", as set {fmt_time(min(times['cymlp']), 's/epoch')}: "
+                     f"{min(one_thread_times) / min(times['cymlp']):.2f}x (target >=1.6x)")
     if sk.coefs_[0].dtype != cy.coefs_[0].dtype:
         notes.append(f"WARNING: sklearn trained in {sk.coefs_[0].dtype}, "
                      f"cymlp in {cy.coefs_[0].dtype}")
@@ -1055,6 +1066,9 @@ def main(argv=None):
     parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
                         help="limit every BLAS to N threads (threadpoolctl) and torch to N "
                              "(torch.set_num_threads); default: leave as set")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="limit every library to N threads: BLAS and OpenMP "
+                             "(threadpoolctl, cymlp's engine included) and torch")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch loop even when torch is installed")
     parser.add_argument("--json", metavar="PATH",
@@ -1081,6 +1095,11 @@ def main(argv=None):
         if threadpool_limits is None:
             parser.error("--blas-threads needs threadpoolctl")
         limiter = threadpool_limits(limits=args.blas_threads, user_api="blas")
+    if args.threads is not None:
+        if threadpool_limits is None:
+            parser.error("--threads needs threadpoolctl")
+        limiter = threadpool_limits(limits=args.threads)
+        args.blas_threads = args.threads
     threads = blas_threads("scipy")
     if use_torch:
         torch.set_num_threads(args.blas_threads or threads or 1)

@@ -8,10 +8,34 @@ dropout, class_weight, a validation set of your own, validation loss curves,
 callbacks) are off by default.
 """
 
-from ._callbacks import ProgressBar
-from ._display import TrainingCurveDisplay
-from ._classifier import MLPClassifier
-from ._regressor import MLPRegressor
+import os as _os
+
+
+def _import_engine():
+    # The engine's threads wait for work between its many short parallel
+    # passes. OpenMP's default lets them spin for a while first, which is
+    # fastest on an idle machine but, measured on a busy one, made training
+    # up to 10x slower than one thread: a spinning thread holds the core that
+    # the thread it waits for needs. So unless the user chose a policy, the
+    # OpenMP runtime is loaded with the passive one (sleep at once); the
+    # variable is read once, when the runtime loads, and removed again so
+    # that child processes do not inherit it.
+    if "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ:
+        from . import _engine  # noqa: F401
+        return
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from . import _engine  # noqa: F401
+    finally:
+        del _os.environ["OMP_WAIT_POLICY"]
+
+
+_import_engine()
+
+from ._callbacks import ProgressBar  # noqa: E402
+from ._display import TrainingCurveDisplay  # noqa: E402
+from ._classifier import MLPClassifier  # noqa: E402
+from ._regressor import MLPRegressor  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -22,6 +22,7 @@ import scipy.special
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.math cimport sqrt, pow
@@ -35,7 +36,7 @@ from ._kernels cimport (
     SGD, ADAM,
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, column_sums,
-    sgd_step, adam_step, needs_preactivation, dropout_forward, all_finite,
+    sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
 )
 
 # The one list of activations: the estimators' parameter constraints, the
@@ -64,6 +65,249 @@ cdef enum:
     PREDICT_CHUNK_BYTES = 2 * 1024 * 1024
     PREDICT_CHUNK_MIN = 64
     PREDICT_CHUNK_MAX = 4096
+
+
+# ----------------------------------------------------------------------------
+# Threads. The engine splits each pass of a minibatch into chunks that depend
+# on the shapes alone, never on the thread count; the threads only decide who
+# computes which chunk. Every product is split along rows or columns of its
+# output (never along the summed dimension), each chunk one single-threaded
+# BLAS call, and every sum keeps one order: the results are the same bits
+# with any number of threads.
+# ----------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define CYMLP_HAVE_OPENMP 1
+    #else
+    /* No OpenMP: prange loops run serially, and so does the engine. */
+    static int omp_get_max_threads(void) { return 1; }
+    #define CYMLP_HAVE_OPENMP 0
+    #endif
+    """
+    int omp_get_max_threads() noexcept nogil
+    const int CYMLP_HAVE_OPENMP
+
+# Chunk sizes, measured on the shapes of the benchmarks (see
+# benchmarks/RESULTS.md): below them the cost of waking a thread and of
+# packing a BLAS operand once more per chunk outweighs the gain.
+cdef enum:
+    GEMM_GRAIN = 4000000      # flops per chunk of a product, at least
+    GEMM_MIN_ROWS = 16        # output rows (or columns) per chunk, at least
+    PASS_GRAIN = 16384        # values per chunk of an elementwise pass, at least
+    MAX_CHUNKS = 8            # enough for 8 threads; more only repacks operands
+
+
+cdef inline Py_ssize_t n_chunks(Py_ssize_t extent, double work, double grain,
+                                Py_ssize_t min_extent) noexcept nogil:
+    """Into how many equal chunks to split `extent` units holding `work` in
+    all: about `grain` work each, at least `min_extent` units each, at most
+    MAX_CHUNKS. A function of the shape only, so that the chunks, and with
+    them the bits, are the same whatever the number of threads."""
+    cdef Py_ssize_t c = <Py_ssize_t> (work / grain)
+    c = min(c, extent // min_extent, <Py_ssize_t> MAX_CHUNKS)
+    return max(c, 1)
+
+
+cdef inline Py_ssize_t chunk_at(Py_ssize_t extent, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    """Where chunk c of n equal chunks of extent starts (c == n: the end)."""
+    return extent * c // n
+
+
+# Test hook: parallel regions started with more than one thread, and the
+# largest team, since the last _thread_stats() (counted by the calling thread).
+cdef Py_ssize_t _stat_regions = 0
+cdef int _stat_max_team = 0
+
+
+cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
+    """Threads for a pass of nch chunks, noted for the test hook."""
+    global _stat_regions, _stat_max_team
+    cdef int team = <int> min(<Py_ssize_t> nt, nch)
+    if team > 1:
+        _stat_regions += 1
+        _stat_max_team = max(_stat_max_team, team)
+    return team
+
+
+# OpenBLAS's openblas_set_num_threads_local (0.3.27+): the BLAS thread count of
+# the calling thread only; it returns the previous setting. Found at import in
+# the BLAS scipy.linalg.cython_blas calls; NULL where that BLAS lacks it (the
+# Python layer then limits BLAS to one thread around engine calls instead).
+ctypedef int (*blas_threads_fn)(int) noexcept nogil
+cdef blas_threads_fn _blas_set_local = NULL
+
+
+cdef inline int blas_one_thread() noexcept nogil:
+    """Make the calling thread's BLAS calls single-threaded; return the
+    setting to restore."""
+    return _blas_set_local(1) if _blas_set_local != NULL else 0
+
+
+cdef inline void blas_restore(int previous) noexcept nogil:
+    if _blas_set_local != NULL:
+        _blas_set_local(previous)
+
+
+cdef void par_gemm(
+    int nt, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+    const floating* a, Py_ssize_t lda,     # IN  op(a): m x k
+    const floating* b, Py_ssize_t ldb,     # IN  op(b): k x n
+    floating* c, Py_ssize_t ldc,           # OUT m x n
+) noexcept nogil:
+    """c = op(a) @ op(b), row-major, in fixed chunks of c's rows, each a
+    single-threaded BLAS call. A row of op(a) is a row of a, or a column of a
+    when trans_a (the weight gradient inp^T delta: split over fan_in, never
+    over the rows it sums)."""
+    cdef Py_ssize_t nch = n_chunks(m, 2.0 * m * n * k, GEMM_GRAIN, GEMM_MIN_ROWS), ch, r0
+    cdef int previous
+    if nch == 1:
+        gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1, a, <int> lda,
+             b, <int> ldb, <floating> 0, c, <int> ldc)
+        return
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        r0 = chunk_at(m, nch, ch)
+        previous = blas_one_thread()
+        gemm(trans_a, trans_b, <int> (chunk_at(m, nch, ch + 1) - r0), <int> n, <int> k,
+             <floating> 1, a + (r0 if trans_a else r0 * lda), <int> lda, b, <int> ldb,
+             <floating> 0, c + r0 * ldc, <int> ldc)
+        blas_restore(previous)
+
+
+cdef void par_bias_activate(
+    int nt, floating* z, const floating* bias, Py_ssize_t rows, Py_ssize_t cols, int act,
+    const UnaryLoop* vec, floating* pre, double slope,
+) noexcept nogil:
+    """bias_activate in fixed chunks of rows (softmax works row by row)."""
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), ch, r0
+    if nch == 1:
+        bias_activate(z, bias, rows, cols, act, vec, pre, slope)
+        return
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        r0 = chunk_at(rows, nch, ch)
+        bias_activate(z + r0 * cols, bias, chunk_at(rows, nch, ch + 1) - r0, cols, act, vec,
+                      pre + r0 * cols if pre != NULL else NULL, slope)
+
+
+cdef void par_derivative(
+    int nt, const floating* a, const floating* z, floating* delta, const floating* mask,
+    Py_ssize_t n, int act, double slope,
+) noexcept nogil:
+    """delta *= f'(z), then times the dropout mask (unless NULL), elementwise
+    in fixed chunks."""
+    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0, e1, e
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        e0 = chunk_at(n, nch, ch)
+        e1 = chunk_at(n, nch, ch + 1)
+        multiply_derivative(a + e0, z + e0 if z != NULL else NULL, delta + e0, e1 - e0,
+                            act, slope)
+        if mask != NULL:
+            for e in range(e0, e1):
+                delta[e] = delta[e] * mask[e]
+
+
+cdef void par_dropout(
+    int nt, const floating* a, floating* dropped, floating* mask, Py_ssize_t n,
+    double rate, uint64_t* state,
+) noexcept nogil:
+    """dropout_forward in fixed chunks; each chunk starts the generator where
+    the serial sequence is at its first value, so the masks do not depend on
+    the split."""
+    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0
+    cdef uint64_t start = state[0], s
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        e0 = chunk_at(n, nch, ch)
+        s = splitmix64_skip(start, e0)
+        dropout_forward(a + e0, dropped + e0, mask + e0, chunk_at(n, nch, ch + 1) - e0,
+                        rate, &s)
+    state[0] = splitmix64_skip(start, n)
+
+
+cdef void par_column_sums(int nt, const floating* a, floating* out, Py_ssize_t rows,
+                          Py_ssize_t cols) noexcept nogil:
+    """column_sums in fixed chunks of columns: each column still sums its rows
+    in order."""
+    # at least 8 columns (a cache line of doubles) per chunk
+    cdef Py_ssize_t nch = n_chunks(cols, <double> rows * cols, PASS_GRAIN, 8), ch, c0
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        c0 = chunk_at(cols, nch, ch)
+        column_sums(a + c0, out + c0, rows, chunk_at(cols, nch, ch + 1) - c0, cols)
+
+
+cdef double par_loss(
+    int nt, const floating* out, const floating* y, const Py_ssize_t* idx,
+    const floating* sw, floating* delta, double* row_loss, Py_ssize_t rows,
+    Py_ssize_t cols, int loss,
+) noexcept nogil:
+    """loss_and_delta in fixed chunks of rows; the rows' losses are then added
+    in row order, as the serial kernel adds them."""
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), ch, r0, r
+    cdef double total = 0.0
+    if nch == 1:
+        return loss_and_delta(out, y, idx, sw, delta, NULL, rows, cols, loss)
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        r0 = chunk_at(rows, nch, ch)
+        # targets and weights are indexed through idx, or consecutive
+        loss_and_delta(out + r0 * cols, y if idx != NULL else y + r0 * cols,
+                       idx + r0 if idx != NULL else NULL,
+                       sw + r0 if sw != NULL and idx == NULL else sw,
+                       delta + r0 * cols, row_loss + r0, chunk_at(rows, nch, ch + 1) - r0,
+                       cols, loss)
+    for r in range(rows):
+        total += row_loss[r]
+    return total
+
+
+cdef void par_gather(int nt, const floating* X, const Py_ssize_t* idx, floating* out,
+                     Py_ssize_t rows, Py_ssize_t n_in) noexcept nogil:
+    """out[r] = X[idx[r]] for the minibatch's rows, in fixed chunks."""
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * n_in, PASS_GRAIN, 1), ch, r
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        for r in range(chunk_at(rows, nch, ch), chunk_at(rows, nch, ch + 1)):
+            memcpy(out + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
+
+
+cdef inline void step_range(const Optimizer* opt, floating* w, const floating* g,
+                            Py_ssize_t e0, Py_ssize_t e1, Py_ssize_t n_coefs,
+                            double sw_sum, double lr_t) noexcept nogil:
+    """The optimizer step over w[e0:e1] of the packed buffer: coefficients
+    with the L2 term, intercepts without."""
+    cdef Py_ssize_t lo, hi, part
+    cdef double alpha
+    cdef floating* s1 = <floating*> opt.state1
+    cdef floating* s2 = <floating*> opt.state2
+    for part in range(2):
+        lo = e0 if part == 0 else max(e0, n_coefs)
+        hi = min(e1, n_coefs) if part == 0 else e1
+        alpha = opt.alpha if part == 0 else 0.0
+        if hi <= lo:
+            continue
+        if opt.kind == ADAM:
+            adam_step(w + lo, g + lo, s1 + lo, s2 + lo, hi - lo, alpha, sw_sum, lr_t,
+                      opt.beta_1, opt.beta_2, opt.epsilon)
+        else:
+            sgd_step(w + lo, g + lo, s1 + lo, hi - lo, alpha, sw_sum, opt.lr,
+                     opt.momentum, opt.nesterov)
+
+
+cdef void par_optimizer_step(int nt, const Optimizer* opt, floating* w, const floating* g,
+                             Py_ssize_t n_params, Py_ssize_t n_coefs, double sw_sum,
+                             double lr_t) noexcept nogil:
+    """One optimizer step over the packed buffer, in fixed chunks."""
+    cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1), ch
+    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        step_range(opt, w, g, chunk_at(n_params, nch, ch), chunk_at(n_params, nch, ch + 1),
+                   n_coefs, sw_sum, lr_t)
 
 
 cdef struct Net:
@@ -228,6 +472,8 @@ cdef struct Tables:
     void** inp                # L + 1 GEMM inputs: act[i] or its dropped-out copy
     void** mask               # L + 1 dropout masks, or NULL
     void* gathered            # the rows of a shuffled dense minibatch, or NULL
+    double* row_loss          # one loss per row (for a split of the loss pass)
+    int nt                    # threads this call may use
 
 
 cdef void forward_rows(
@@ -252,21 +498,20 @@ cdef void forward_rows(
         if i == 0 and sp != NULL:
             csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
         else:
-            gemm(False, False, <int> rows, <int> u[i + 1], <int> u[i],
-                 <floating> 1, inp[i], <int> u[i], W[i], <int> u[i + 1],
-                 <floating> 0, act[i + 1], <int> u[i + 1])
-        bias_activate(act[i + 1], <floating*> t.b[i], rows, u[i + 1],
-                      net.hidden_act if hidden else net.out_act,
-                      _vec_of(net, hidden, <floating> 0),
-                      <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
-                      net.slope)
+            par_gemm(t.nt, False, False, rows, u[i + 1], u[i], inp[i], u[i], W[i], u[i + 1],
+                     act[i + 1], u[i + 1])
+        par_bias_activate(t.nt, act[i + 1], <floating*> t.b[i], rows, u[i + 1],
+                          net.hidden_act if hidden else net.out_act,
+                          _vec_of(net, hidden, <floating> 0),
+                          <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
+                          net.slope)
         if hidden and drop != NULL and drop.rate[i + 1] > 0:
             # the generator state through a local: gcc's -Warray-bounds sees
             # &drop.state of the NULL `drop` in its copy of this function for
             # predict, where the branch is dead
             state = drop.state
-            dropout_forward(act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
-                            rows * u[i + 1], drop.rate[i + 1], &state)
+            par_dropout(t.nt, act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
+                        rows * u[i + 1], drop.rate[i + 1], &state)
             drop.state = state
 
 
@@ -277,31 +522,24 @@ cdef void backward_rows(
     """Unscaled gradients from the output delta: grad_W[i] = inp[i]^T delta[i],
     grad_b[i] = column sums of delta[i], delta[i-1] = (delta[i] @ W[i]^T) * f'
     (times the dropout mask of that layer)."""
-    cdef Py_ssize_t i, k, n, L = net.n_layers
+    cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
     cdef floating** delta = <floating**> t.delta
-    cdef floating* mask
     for i in range(L - 1, -1, -1):
         if i == 0 and sp != NULL:
             csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
                                       grad + net.coef_off[0], u[0])
         else:
-            gemm(True, False, <int> u[i], <int> u[i + 1], <int> rows,
-                 <floating> 1, <floating*> t.inp[i], <int> u[i], delta[i], <int> u[i + 1],
-                 <floating> 0, grad + net.coef_off[i], <int> u[i + 1])
-        column_sums(delta[i], grad + net.bias_off[i], rows, u[i + 1])
+            par_gemm(t.nt, True, False, u[i], u[i + 1], rows, <floating*> t.inp[i], u[i],
+                     delta[i], u[i + 1], grad + net.coef_off[i], u[i + 1])
+        par_column_sums(t.nt, delta[i], grad + net.bias_off[i], rows, u[i + 1])
         if i > 0:
-            n = rows * u[i]
-            gemm(False, True, <int> rows, <int> u[i], <int> u[i + 1],
-                 <floating> 1, delta[i], <int> u[i + 1], <floating*> t.W[i], <int> u[i + 1],
-                 <floating> 0, delta[i - 1], <int> u[i])
-            multiply_derivative(<floating*> t.act[i],
-                                <floating*> t.pre[i] if t.pre != NULL else NULL,
-                                delta[i - 1], n, net.hidden_act, net.slope)
-            if drop != NULL and drop.rate[i] > 0:
-                mask = <floating*> t.mask[i]
-                for k in range(n):
-                    delta[i - 1][k] = delta[i - 1][k] * mask[k]
+            par_gemm(t.nt, False, True, rows, u[i], u[i + 1], delta[i], u[i + 1],
+                     <floating*> t.W[i], u[i + 1], delta[i - 1], u[i])
+            par_derivative(t.nt, <floating*> t.act[i],
+                           <floating*> t.pre[i] if t.pre != NULL else NULL, delta[i - 1],
+                           <floating*> t.mask[i] if drop != NULL and drop.rate[i] > 0 else NULL,
+                           rows * u[i], net.hidden_act, net.slope)
 
 
 cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
@@ -364,17 +602,20 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     """Fill t with tables for minibatches of up to `rows` rows over `work`,
     laid out by workspace_layout with the same rows, gather and dropout.
 
-    One allocation holds every table (returned, for free()); NULL when out of
-    memory. act[0] and inp[0] (the input rows) are left for the caller, and
-    so are W and b when params is NULL (predict, from separate arrays).
+    One allocation holds every table and the rows' losses (returned, for
+    free()); NULL when out of memory. act[0] and inp[0] (the input rows) are
+    left for the caller, and so are W and b when params is NULL (predict,
+    from separate arrays). t.nt is 1: the caller sets the threads.
     """
     cdef Py_ssize_t L = net.n_layers, i, off
     cdef Py_ssize_t region[WS_END + 1]
     cdef bint dropout = rates != NULL
-    cdef void** blk = <void**> malloc((7 * L + 4) * sizeof(void*))
+    cdef void** blk = <void**> malloc((7 * L + 4) * sizeof(void*) + rows * sizeof(double))
     if blk == NULL:
         return NULL
     workspace_layout(net, rows, gather, dropout, region)
+    t.row_loss = <double*> (blk + 7 * L + 4)
+    t.nt = 1
     t.gathered = work + region[WS_GATHER] if gather else NULL
     t.W = blk
     t.b = blk + L
@@ -413,7 +654,7 @@ cdef inline void set_input(Tables* t, floating* x) noexcept nogil:
 cdef int train_epoch_impl(
     const Net* net, Optimizer* opt, const Data* d, const Py_ssize_t* order,
     Py_ssize_t batch_size, floating* params, floating* grad, floating* work,
-    Dropout* drop, double* loss_out,
+    Dropout* drop, int nt, double* loss_out,
 ) noexcept nogil:
     """One epoch of minibatch training. Returns 0, or -1 if out of memory.
 
@@ -422,16 +663,13 @@ cdef int train_epoch_impl(
     whose sample weights sum to zero carries no information: it is skipped
     (no update, no loss), where a division by its weight sum would poison
     the weights with NaN. `work` was laid out for batch_size rows, with the
-    gather region when order is given and X dense.
+    gather region when order is given and X dense. Up to nt threads.
     """
     cdef Py_ssize_t L = net.n_layers, r, start, rows
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
-    cdef Py_ssize_t n_coefs = net.n_coefs, n_bias = net.n_params - net.n_coefs
     cdef const floating* X = <const floating*> d.X
     cdef const floating* Y = <const floating*> d.Y
     cdef const floating* sw = <const floating*> d.sw
-    cdef floating* state1 = <floating*> opt.state1
-    cdef floating* state2 = <floating*> opt.state2
     cdef bint gather = order != NULL and d.indptr == NULL
     cdef Tables t
     cdef void** blk = layer_tables(net, params, work, batch_size, gather,
@@ -445,6 +683,7 @@ cdef int train_epoch_impl(
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
     if blk == NULL:
         return -1
+    t.nt = nt
     sp.indptr = d.indptr
     sp.indices = d.indices
 
@@ -465,8 +704,7 @@ cdef int train_epoch_impl(
             sp.idx = idx
             sp.start = start
         elif gather:
-            for r in range(rows):
-                memcpy(rows_buf + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
+            par_gather(nt, X, idx, rows_buf, rows, n_in)
             set_input(&t, rows_buf)
         else:
             set_input(&t, <floating*> X + start * n_in)
@@ -482,8 +720,8 @@ cdef int train_epoch_impl(
             sw_sum = rows
 
         forward_rows(net, &t, rows, X, spp, drop)
-        wloss = loss_and_delta(<floating*> t.act[L], y_batch, idx, sw_batch,
-                               <floating*> t.delta[L - 1], rows, n_out, net.loss)
+        wloss = par_loss(nt, <floating*> t.act[L], y_batch, idx, sw_batch,
+                         <floating*> t.delta[L - 1], t.row_loss, rows, n_out, net.loss)
         if opt.alpha != 0:
             coef_sq = sum_squares(net, params)
         accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
@@ -491,19 +729,12 @@ cdef int train_epoch_impl(
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts.
+        lr_t = opt.lr
         if opt.kind == ADAM:
             opt.t += 1
             lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double> opt.t))
                     / (1 - pow(opt.beta_1, <double> opt.t)))
-            adam_step(params, grad, state1, state2, n_coefs,
-                      opt.alpha, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
-            adam_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, state2 + n_coefs,
-                      n_bias, 0.0, sw_sum, lr_t, opt.beta_1, opt.beta_2, opt.epsilon)
-        else:
-            sgd_step(params, grad, state1, n_coefs, opt.alpha, sw_sum,
-                     opt.lr, opt.momentum, opt.nesterov)
-            sgd_step(params + n_coefs, grad + n_coefs, state1 + n_coefs, n_bias,
-                     0.0, sw_sum, opt.lr, opt.momentum, opt.nesterov)
+        par_optimizer_step(nt, opt, params, grad, net.n_params, net.n_coefs, sw_sum, lr_t)
         start += rows
 
     loss_out[0] = accumulated
@@ -513,7 +744,7 @@ cdef int train_epoch_impl(
 
 cdef int loss_grad_impl(
     const Net* net, double alpha, const Data* d,
-    floating* params, floating* grad, floating* work, double* loss_out,
+    floating* params, floating* grad, floating* work, int nt, double* loss_out,
 ) noexcept nogil:
     """Loss over all rows at once and, unless grad is NULL, its gradient (for
     lbfgs; without grad, the validation loss). 0, or -1 if out of memory.
@@ -529,6 +760,7 @@ cdef int loss_grad_impl(
     cdef floating a_ = <floating> alpha, n_
     if blk == NULL:
         return -1
+    t.nt = nt
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
@@ -541,8 +773,8 @@ cdef int loss_grad_impl(
     else:
         sw_sum = n
     forward_rows(net, &t, n, X, spp, NULL)
-    wloss = loss_and_delta(<floating*> t.act[L], <const floating*> d.Y, NULL, sw,
-                           <floating*> t.delta[L - 1], n, net.units[L], net.loss)
+    wloss = par_loss(nt, <floating*> t.act[L], <const floating*> d.Y, NULL, sw,
+                     <floating*> t.delta[L - 1], t.row_loss, n, net.units[L], net.loss)
     loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
                              sum_squares(net, params) if alpha != 0 else 0.0)
     if grad != NULL:
@@ -557,18 +789,15 @@ cdef int loss_grad_impl(
     return 0
 
 
-cdef int predict_impl(
+cdef int predict_chunks(
     const Net* net, floating** W, floating** b, const Data* d,
-    floating* out, bint check_finite, Py_ssize_t chunk_rows,
+    floating* out, bint check_finite, Py_ssize_t chunk, Py_ssize_t c0, Py_ssize_t c1,
+    int nt,
 ) noexcept nogil:
-    """out = forward pass of X, chunk_rows rows at a time.
-
-    Returns 0; -1 if out of memory; 1 if check_finite found a NaN or infinity
-    in dense X (out is then incomplete). W and b are the layer tables (the
-    weights need not be one packed buffer).
-    """
-    cdef Py_ssize_t L = net.n_layers, i, start, rows, n = d.n_samples
-    cdef Py_ssize_t chunk = min(chunk_rows, n)
+    """The forward pass of the row chunks c0..c1 (chunk rows each) into out,
+    with a workspace of its own and up to nt threads inside each chunk.
+    Returns as predict_impl does."""
+    cdef Py_ssize_t L = net.n_layers, i, start, rows, n = d.n_samples, c
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef const floating* X = <const floating*> d.X
     cdef floating* buf = <floating*> malloc(
@@ -581,14 +810,15 @@ cdef int predict_impl(
     if buf == NULL or blk == NULL:
         free(buf); free(blk)
         return -1
+    t.nt = nt
     for i in range(L):
         t.W[i] = W[i]
         t.b[i] = b[i]
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
-    start = 0
-    while start < n:
+    for c in range(c0, c1):
+        start = c * chunk
         rows = min(chunk, n - start)
         # Checking each chunk just before its product reads X from memory
         # once, not twice as a separate pass over all of X would.
@@ -600,9 +830,40 @@ cdef int predict_impl(
         t.act[L] = out + start * n_out
         sp.start = start
         forward_rows(net, &t, rows, X, spp, NULL)
-        start += rows
     free(blk); free(buf)
     return 0
+
+
+cdef int predict_impl(
+    const Net* net, floating** W, floating** b, const Data* d,
+    floating* out, bint check_finite, Py_ssize_t chunk_rows, int nt,
+) noexcept nogil:
+    """out = forward pass of X, chunk_rows rows at a time, on up to nt threads.
+
+    Returns 0; -1 if out of memory; 1 if check_finite found a NaN or infinity
+    in dense X (out is then incomplete). W and b are the layer tables (the
+    weights need not be one packed buffer). With several chunks, each thread
+    takes a share of them with a workspace of its own; with one, the threads
+    share each pass inside it. Either way every chunk is computed the same.
+    """
+    cdef Py_ssize_t n = d.n_samples, chunk = min(chunk_rows, n), p
+    cdef Py_ssize_t nch = (n + chunk - 1) // chunk
+    cdef int team = team_size(nt, nch), status = 0
+    cdef int* part_status
+    if team <= 1:
+        return predict_chunks(net, W, b, d, out, check_finite, chunk, 0, nch, nt)
+    part_status = <int*> malloc(team * sizeof(int))
+    if part_status == NULL:
+        return -1
+    for p in prange(team, num_threads=team, schedule="static",
+                     use_threads_if=nt > 1 and nch > 1):
+        part_status[p] = predict_chunks(net, W, b, d, out, check_finite, chunk,
+                                        chunk_at(nch, team, p), chunk_at(nch, team, p + 1), 1)
+    for p in range(team):
+        if part_status[p] == -1 or (part_status[p] == 1 and status == 0):
+            status = part_status[p]
+    free(part_status)
+    return status
 
 
 cdef bint csr_structure_ok(const Py_ssize_t* indptr, const Py_ssize_t* indices,
@@ -628,6 +889,101 @@ cdef bint is_row_order(const Py_ssize_t* order, Py_ssize_t n) noexcept nogil:
         if order[i] < 0 or order[i] >= n:
             return False
     return True
+
+
+# Engine calls running now, in all threads of the process (changed only with
+# the GIL held): calls running at the same time share the thread budget.
+cdef int _running = 0
+
+# Whether the engine was built with OpenMP (without it, it runs serially).
+OPENMP = bool(CYMLP_HAVE_OPENMP)
+
+
+cdef class _SerialBlas:
+    """Single-threaded BLAS for the calling thread, as a context.
+
+    The engine's products are fixed chunks, each one single-threaded BLAS
+    call: BLAS's own threads would change the rounding with their count.
+    Set for the calling thread only, through OpenBLAS's per-thread setting,
+    and restored on exit; where the BLAS lacks that, through threadpoolctl
+    (process-wide) for the duration.
+    """
+    cdef int _previous
+    cdef object _limiter
+
+    def __enter__(self):
+        if _blas_set_local != NULL:
+            self._previous = blas_one_thread()
+        else:
+            from threadpoolctl import threadpool_limits
+            self._limiter = threadpool_limits(1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if _blas_set_local != NULL:
+            blas_restore(self._previous)
+        elif self._limiter is not None:
+            self._limiter.restore_original_limits()
+        return False
+
+
+cdef class _EngineCall(_SerialBlas):
+    """One engine call, as a context: the threads it may use (``threads``),
+    and single-threaded BLAS in the calling thread while it runs.
+
+    The budget is OpenMP's ``omp_get_max_threads()``, which
+    ``OMP_NUM_THREADS``, threadpoolctl's limits (``threadpool_limits(1)``
+    sets it through the "openmp" API) and joblib/loky's worker caps (they set
+    ``OMP_NUM_THREADS``) decide, as for scikit-learn's own OpenMP code. Calls
+    running at once share it: each takes ``budget // calls running``, so two
+    fits in threads of one process do not each take every core.
+    """
+    cdef readonly int threads
+
+    def __enter__(self):
+        global _running
+        _running += 1
+        self.threads = max(1, omp_get_max_threads() // _running)
+        return _SerialBlas.__enter__(self)
+
+    def __exit__(self, *exc):
+        global _running
+        _running -= 1
+        return _SerialBlas.__exit__(self, *exc)
+
+
+def _find_blas_set_local():
+    """The address of ``openblas_set_num_threads_local`` in the BLAS that
+    scipy.linalg.cython_blas calls, or 0 where it has none (another BLAS, an
+    OpenBLAS before 0.3.27)."""
+    import ctypes
+    import scipy.linalg.cython_blas
+    try:
+        # a library handle finds symbols in the library's dependencies too
+        lib = ctypes.CDLL(scipy.linalg.cython_blas.__file__)
+    except OSError:
+        return 0
+    for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local"):
+        try:
+            return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+        except AttributeError:
+            pass
+    return 0
+
+
+_blas_set_local = <blas_threads_fn> <size_t> _find_blas_set_local()
+BLAS_SET_LOCAL = _blas_set_local != NULL
+
+
+def _thread_stats():
+    """Test hook: ``(regions, max_team)``, the parallel regions the engine
+    started with more than one thread and the largest team, since the last
+    call (which resets them)."""
+    global _stat_regions, _stat_max_team
+    stats = (_stat_regions, _stat_max_team)
+    _stat_regions = 0
+    _stat_max_team = 0
+    return stats
 
 
 def _working_dtype(dtype):
@@ -1102,13 +1458,16 @@ cdef class Trainer:
 cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1] params,
                 Dropout* drop):
     cdef double loss_sum = 0.0
-    cdef int status
+    cdef int status = 0
     cdef floating[::1] grad = self.grad
     cdef floating[::1] work = self._work
-    with nogil:
-        status = train_epoch_impl(&self.network.net, &self.opt, &rows.data, order,
-                                  self.max_rows, &params[0], &grad[0], &work[0], drop,
-                                  &loss_sum)
+    cdef int nt
+    with _EngineCall() as call:
+        nt = call.threads
+        with nogil:
+            status = train_epoch_impl(&self.network.net, &self.opt, &rows.data, order,
+                                      self.max_rows, &params[0], &grad[0], &work[0], drop,
+                                      nt, &loss_sum)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss_sum
@@ -1116,13 +1475,16 @@ cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1]
 
 cdef _loss_grad(Trainer self, _Rows rows, floating[::1] params, double alpha, bint with_grad):
     cdef double loss = 0.0
-    cdef int status
+    cdef int status = 0
     cdef floating[::1] grad = self.grad
     cdef floating[::1] work = self._work
     cdef floating* g = &grad[0] if with_grad else NULL
-    with nogil:
-        status = loss_grad_impl(&self.network.net, alpha, &rows.data, &params[0], g,
-                                &work[0], &loss)
+    cdef int nt
+    with _EngineCall() as call:
+        nt = call.threads
+        with nogil:
+            status = loss_grad_impl(&self.network.net, alpha, &rows.data, &params[0], g,
+                                    &work[0], nt, &loss)
     if status != 0:
         raise MemoryError("cymlp: could not allocate the layer tables")
     return loss
@@ -1134,7 +1496,7 @@ cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
     The weights were checked by Network.check_weights."""
     cdef Py_ssize_t L = self.net.n_layers, i
     cdef floating** W
-    cdef int status
+    cdef int status = 0, nt
     if out.shape[0] == 0:
         return True
     W = <floating**> malloc(2 * L * sizeof(floating*))
@@ -1146,9 +1508,11 @@ cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
         for i in range(L):
             W[i] = <floating*> _data_of(coefs[i])
             W[L + i] = <floating*> _data_of(intercepts[i])
-        with nogil:
-            status = predict_impl(&self.net, W, W + L, &rows.data, &out[0, 0],
-                                  check_finite, chunk_rows)
+        with _EngineCall() as call:
+            nt = call.threads
+            with nogil:
+                status = predict_impl(&self.net, W, W + L, &rows.data, &out[0, 0],
+                                      check_finite, chunk_rows, nt)
         if status < 0:
             raise MemoryError()
         return status == 0
@@ -1225,7 +1589,7 @@ def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,
     if out.shape[0] == 0 or out.shape[1] == 0:
         return 0.0
     with nogil:
-        total = loss_and_delta(&out[0, 0], &y[0, 0], NULL, sw, &delta[0, 0],
+        total = loss_and_delta(&out[0, 0], &y[0, 0], NULL, sw, &delta[0, 0], NULL,
                                out.shape[0], out.shape[1], code)
     return total
 

@@ -259,9 +259,13 @@ cdef inline double loss_and_delta(
     const Py_ssize_t* rowidx,  # IN  rows (or NULL: rows are consecutive)
     const floating* sw,        # IN  sample weights indexed like y (or NULL)
     floating* delta,           # OUT rows x cols: (out - y) * sw
+    double* row_loss,          # OUT sw_i * loss_i of every row, or NULL
     Py_ssize_t rows, Py_ssize_t cols, int loss,
 ) noexcept nogil:
     """Return sum_i sw_i * loss_i over the rows, and fill the output delta.
+
+    row_loss lets the engine split the rows among threads and still add the
+    rows' losses in one order, whatever the split.
 
     With a canonical link (softmax/log-loss, logistic/binary log-loss,
     identity/squared error, exp/Poisson) the delta is simply out - y.
@@ -272,53 +276,56 @@ cdef inline double loss_and_delta(
     cdef const floating* oi
     cdef floating* di
     cdef floating w, p, t
-    cdef double row_loss, total = 0.0
+    cdef double row_loss_i, total = 0.0
     for i in range(rows):
         src = rowidx[i] if rowidx != NULL else i
         yi = y + src * cols
         oi = out + i * cols
         di = delta + i * cols
         w = sw[src] if sw != NULL else 1
-        row_loss = 0.0
+        row_loss_i = 0.0
         for j in range(cols):
             p = oi[j]
             t = yi[j]
             if loss == SQUARED_ERROR:
-                row_loss += (<double> t - p) * (<double> t - p)
+                row_loss_i += (<double> t - p) * (<double> t - p)
             elif loss == LOG_LOSS:
                 if t != 0:
-                    row_loss -= t * <double> _log(_clip_prob(p))
+                    row_loss_i -= t * <double> _log(_clip_prob(p))
             elif loss == BINARY_LOG_LOSS:
                 if t != 0:
-                    row_loss -= t * <double> _log(_clip_prob(p))
+                    row_loss_i -= t * <double> _log(_clip_prob(p))
                 if t != 1:
-                    row_loss -= (1 - t) * <double> _log(1 - _clip_prob(p))
+                    row_loss_i -= (1 - t) * <double> _log(1 - _clip_prob(p))
             elif loss == POISSON:
                 # xlogy(t, t / p) - t + p; the log of the ratio as a difference
                 # in double, so that a tiny float32 p does not overflow t / p
-                row_loss += p - <double> t
+                row_loss_i += p - <double> t
                 if t != 0:
-                    row_loss += t * (log(<double> t) - log(<double> p))
+                    row_loss_i += t * (log(<double> t) - log(<double> p))
             if sw != NULL:
                 di[j] = (p - t) * w
             else:
                 di[j] = p - t
-        total += w * row_loss
+        if row_loss != NULL:
+            row_loss[i] = w * row_loss_i
+        total += w * row_loss_i
     return total
 
 
 cdef inline void column_sums(
-    const floating* a,         # IN  rows x cols
+    const floating* a,         # IN  rows x cols, rows ld apart
     floating* out,             # OUT cols
-    Py_ssize_t rows, Py_ssize_t cols,
+    Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
 ) noexcept nogil:
-    """out = a.sum(axis=0), accumulated row after row as numpy does."""
+    """out = a.sum(axis=0), accumulated row after row as numpy does (ld > cols:
+    a block of columns of a wider matrix, for a split among threads)."""
     cdef Py_ssize_t i, j
     for j in range(cols):
         out[j] = a[j]
     for i in range(1, rows):
         for j in range(cols):
-            out[j] = out[j] + a[i * cols + j]
+            out[j] = out[j] + a[i * ld + j]
 
 
 cdef extern from "_vector_loops.h" nogil:
@@ -403,6 +410,12 @@ cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
     z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
     return z ^ (z >> 31)
+
+
+cdef inline uint64_t splitmix64_skip(uint64_t state, Py_ssize_t n) noexcept nogil:
+    """The state after n draws from state: the generator is a counter, so a
+    thread can start its share of a mask where the serial sequence would be."""
+    return state + <uint64_t> n * <uint64_t> 0x9E3779B97F4A7C15
 
 
 cdef inline void dropout_forward(

@@ -1,0 +1,195 @@
+"""Threads: the same bits with any number of threads.
+
+The engine splits every pass into chunks fixed by the shapes and lets the
+threads pick chunks (see DESIGN.md, "Every core, same bits"), so a fit and a
+prediction must give exactly the same ``coefs_``, ``intercepts_``,
+``loss_curve_`` and outputs with 1, 2, 3, 4 and 8 threads, whether the count
+comes from threadpoolctl in this process or from ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` in a fresh one. The reference is the one-thread
+result. The shapes are large enough that the parallel passes really run:
+the engine's test hook counts the parallel regions it started.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_array_equal
+from threadpoolctl import threadpool_limits
+
+import cymlp
+from cymlp import _engine
+
+THREADS = [1, 2, 3, 4, 8]
+
+# 256 features and 128 hidden units in batches of 256: each big product holds
+# several chunks, and so do the activations and the optimizer step.
+N_SAMPLES, N_FEATURES, HIDDEN, BATCH = 768, 256, (128,), 256
+
+CONFIGS = {
+    "adam": dict(solver="adam"),
+    "sgd": dict(solver="sgd", learning_rate_init=0.01),
+    "lbfgs": dict(solver="lbfgs"),
+    "early_stopping": dict(solver="adam", early_stopping=True, n_iter_no_change=99),
+    "dropout": dict(solver="adam", dropout=0.3),
+}
+
+
+def _data(seed, dtype, sparse=False, regression=False):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(N_SAMPLES, N_FEATURES)).astype(dtype)
+    if sparse:
+        X[rng.uniform(size=X.shape) < 0.7] = 0
+        X = sp.csr_matrix(X)
+    if regression:
+        y = X[:, :3] @ rng.normal(size=(3, 2)) if not sparse else X[:, :3].toarray() @ rng.normal(size=(3, 2))
+    else:
+        y = rng.randint(0, 5, size=N_SAMPLES)
+    return X, y
+
+
+def _fit(config, X, y, seed, regression=False):
+    cls = cymlp.MLPRegressor if regression else cymlp.MLPClassifier
+    est = cls(hidden_layer_sizes=HIDDEN, batch_size=BATCH, max_iter=3, random_state=seed,
+              **CONFIGS[config])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    return est
+
+
+def _outputs(est, X):
+    """Everything that must not depend on the thread count."""
+    out = {"coefs": est.coefs_, "intercepts": est.intercepts_,
+           "loss_curve": est.loss_curve_ if hasattr(est, "loss_curve_") else [est.loss_],
+           "predict": est.predict(X)}
+    if hasattr(est, "predict_proba"):
+        out["proba"] = est.predict_proba(X)
+    if getattr(est, "validation_scores_", None) is not None:
+        out["validation"] = est.validation_scores_
+    return out
+
+
+def _assert_same(got, ref, label):
+    assert got.keys() == ref.keys()
+    for key in ref:
+        if isinstance(ref[key], list) and ref[key] and isinstance(ref[key][0], np.ndarray):
+            for a, b in zip(got[key], ref[key]):
+                assert_array_equal(a, b, err_msg=f"{label}: {key}", strict=True)
+        else:
+            assert_array_equal(np.asarray(got[key]), np.asarray(ref[key]),
+                               err_msg=f"{label}: {key}", strict=True)
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_classifier_same_bits_any_thread_count(config, dtype, sparse, global_random_seed):
+    X, y = _data(global_random_seed, dtype, sparse)
+    results = {}
+    for n in THREADS:
+        with threadpool_limits(n):
+            _engine._thread_stats()
+            est = _fit(config, X, y, global_random_seed)
+            results[n] = _outputs(est, X)
+            regions, team = _engine._thread_stats()
+        if n == 1:
+            assert regions == 0
+        else:
+            # the parallel passes ran, on more than one thread and no more
+            # than allowed (a pass never takes more threads than its chunks)
+            assert regions > 0 and 2 <= team <= n, (n, regions, team)
+    for n in THREADS[1:]:
+        _assert_same(results[n], results[1], f"{n} threads")
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+@pytest.mark.parametrize("config", ["adam", "lbfgs", "early_stopping"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_regressor_same_bits_any_thread_count(config, dtype, global_random_seed):
+    X, y = _data(global_random_seed, dtype, regression=True)
+    results = {}
+    for n in THREADS:
+        with threadpool_limits(n):
+            results[n] = _outputs(_fit(config, X, y, global_random_seed, regression=True), X)
+    for n in THREADS[1:]:
+        _assert_same(results[n], results[1], f"{n} threads")
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_predict_same_bits_any_thread_count(dtype, global_random_seed):
+    X, y = _data(global_random_seed, dtype)
+    with threadpool_limits(1):
+        est = _fit("adam", X, y, global_random_seed)
+    # many predict chunks (small chunk_rows) and one big chunk
+    big = np.repeat(X, 4, axis=0)
+    coefs = [c for c in est.coefs_]
+    net = _engine.Network([N_FEATURES, *HIDDEN, 5], "relu", "softmax", "log_loss")
+    with threadpool_limits(1):
+        refs = [net.predict(big, coefs, est.intercepts_, chunk_rows=c) for c in (300, 5000)]
+    for n in THREADS[1:]:
+        with threadpool_limits(n):
+            _engine._thread_stats()
+            for c, ref in zip((300, 5000), refs):
+                assert_array_equal(net.predict(big, coefs, est.intercepts_, chunk_rows=c), ref)
+            assert _engine._thread_stats()[0] > 0
+
+
+def test_threadpool_limits_one_makes_fit_serial():
+    X, y = _data(0, np.float64)
+    with threadpool_limits(1):
+        _engine._thread_stats()
+        _fit("adam", X, y, 0)
+        assert _engine._thread_stats() == (0, 0)
+
+
+_SUBPROCESS_FIT = """
+import json, sys, warnings
+import numpy as np
+sys.path.insert(0, {tests!r})
+import test_threads as t
+out = {{}}
+for config in ("adam", "lbfgs"):
+    for dtype in (np.float32, np.float64):
+        X, y = t._data(0, dtype)
+        est = t._fit(config, X, y, 0)
+        r = t._outputs(est, X)
+        out[config + np.dtype(dtype).name] = {{k: (np.concatenate([np.ravel(a) for a in v]).tobytes().hex()
+                                 if isinstance(v, list) and isinstance(v[0], np.ndarray)
+                                 else np.asarray(v).tobytes().hex()) for k, v in r.items()}}
+from cymlp import _engine
+out["threads"] = _engine._EngineCall().__enter__().threads
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+def test_same_bits_under_environment_thread_settings():
+    """OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set before Python starts."""
+    code = _SUBPROCESS_FIT.format(tests=os.path.dirname(__file__))
+    results = {}
+    for n in (1, 2, 3, 8):
+        env = dict(os.environ, OMP_NUM_THREADS=str(n), OPENBLAS_NUM_THREADS=str(n))
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True)
+        results[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert results[n].pop("threads") == n
+    for n in (2, 3, 8):
+        assert results[n] == results[1], f"OMP_NUM_THREADS={n}"
+
+
+def test_concurrent_engine_calls_share_the_budget():
+    with threadpool_limits(4, user_api="openmp"):
+        with _engine._EngineCall() as first:
+            with _engine._EngineCall() as second:
+                assert second.threads == 2
+            assert first.threads == 4
+        with _engine._EngineCall() as alone:
+            assert alone.threads == 4
