@@ -43,6 +43,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer
+from ._hidden import _HiddenLayersMixin
 from ._training import (
     _as_callback_list,
     _callbacks_say_stop,
@@ -86,7 +87,7 @@ def _broadcast_intercept(intercept, fan_out, i, training):
     )
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(_HiddenLayersMixin, BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -195,13 +196,30 @@ class _BaseMLP(BaseEstimator):
             return "binary_log_loss"
         return self.loss
 
-    def _network(self, layer_units):
+    def _loss_param(self):
+        """The parameter of this model's loss, if it takes one (the regressor's
+        Huber threshold or quantile)."""
+        return None
+
+    def _network(self, layer_units, forward_only=False, out_activation=None):
+        """The engine's network over layer_units. A forward-only network has no
+        loss (prediction does not depend on the loss's settings) and may end
+        in out_activation, e.g. the hidden one (transform)."""
+        if forward_only:
+            return Network(
+                layer_units,
+                self.activation,
+                out_activation or self.out_activation_,
+                None,
+                negative_slope=float(self.negative_slope),
+            )
         return Network(
             layer_units,
             self.activation,
             self.out_activation_,
             self._loss_name(),
             negative_slope=float(self.negative_slope),
+            loss_param=self._loss_param(),
         )
 
     def _fitted_weights(self, training=False):
@@ -802,9 +820,16 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
-    def _forward_pass_fast(self, X, check_input=True):
-        """Output-layer activations for X, through the compiled forward pass."""
+    def _forward_pass_fast(self, X, check_input=True, hidden_layer=None):
+        """Output-layer activations for X, through the compiled forward pass;
+        with hidden_layer=k (0-based), those of hidden layer k instead."""
         layer_units, coefs, intercepts = self._fitted_weights()
+        out_activation = None
+        if hidden_layer is not None:
+            # the first k + 1 weight layers, ending in the hidden activation
+            layer_units = layer_units[: hidden_layer + 2]
+            coefs, intercepts = coefs[: hidden_layer + 1], intercepts[: hidden_layer + 1]
+            out_activation = self.activation
         plain = check_input and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -822,7 +847,7 @@ class _BaseMLP(BaseEstimator):
         X_in = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in coefs]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in intercepts]
-        network = self._network(layer_units)
+        network = self._network(layer_units, forward_only=True, out_activation=out_activation)
         # A plain array's finiteness is checked by the engine, chunk by chunk,
         # as it reads X anyway; only if that finds a NaN or an infinity does
         # validate_data run, to raise scikit-learn's own error. Under
