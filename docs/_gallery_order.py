@@ -9,6 +9,8 @@ ORDER = [
     "plot_activations.py",
     "plot_early_stopping.py",
     "plot_callbacks.py",
+    "plot_quantile_interval.py",
+    "plot_hidden_features.py",
     "plot_grid_search.py",
     "plot_speed.py",
     "plot_benchmark_suite.py",

@@ -263,6 +263,20 @@ def loss_and_grad(X, Y, sample_weight, params, layer_units, hidden, out_act, los
     return value, grad
 
 
+def five_point_gradient(f, params, h):
+    """Central five-point differences of f at params, one parameter at a time
+    (truncation error O(h^4): f must be smooth within 2h of params)."""
+    fd = np.empty(len(params))
+    for k in range(len(params)):
+        values = []
+        for m in (-2, -1, 1, 2):
+            q = params.copy()
+            q[k] += m * h
+            values.append(f(q))
+        fd[k] = float((values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * h))
+    return fd
+
+
 def random_network(rng, layer_units, dtype, scale=1.0):
     """A packed parameter buffer with Glorot-like uniform weights."""
     params = []

@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 import pytest
 import sklearn
+from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
@@ -427,3 +428,15 @@ def test_old_pickles_load_and_predict_like_sklearn(name):
         old.partial_fit(X, y)  # the old optimizer continues, upgraded
         assert old.t_ == t_before + len(X)
         assert isinstance(pickle.loads(pickle.dumps(old))._optimizer, type(old._optimizer))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _old_models() if n.startswith("reg")))
+def test_old_regressor_pickles_get_the_new_parameters(name):
+    # 0.1.0 had no quantile / huber_delta: they load with their defaults, so
+    # get_params, clone and repr work, and the old model transforms
+    old = _old_models()[name]
+    params = old.get_params()
+    assert params["quantile"] == 0.5 and params["huber_delta"] == 1.0
+    assert clone(old).get_params() == params
+    X = np.ones((3, old.n_features_in_), dtype=old.coefs_[0].dtype)
+    assert old.transform(X).shape == (3, old.coefs_[-2].shape[1])

@@ -184,15 +184,7 @@ def test_squared_error_multioutput_gradient_convention(sparse, global_random_see
         pen = 0.5 * alpha * sum((c.astype(WIDE) ** 2).sum() for c in coefs) / w.sum()
         return data + pen, data
 
-    h = 1e-4
-    fd = np.empty(len(params))
-    for k in range(len(params)):
-        f = []
-        for m in (-2, -1, 1, 2):
-            q = params.copy()
-            q[k] += m * h
-            f.append(objective(q)[0])
-        fd[k] = float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h))
+    fd = ref.five_point_gradient(lambda q: objective(q)[0], params, 1e-4)
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
     # the reported loss is the mean over outputs, as scikit-learn's
     total, data = objective(params)

@@ -168,6 +168,25 @@ def test_poisson_regressor():
     np.testing.assert_allclose(out.ravel(), reg.predict(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "params",
+    [{"loss": "absolute_error"}, {"loss": "huber", "huber_delta": 0.5},
+     {"loss": "quantile", "quantile": 0.9}],
+    ids=lambda p: p["loss"],
+)
+def test_robust_loss_regressors(params, dtype):
+    # the loss changes the training only: an identity output, exported as such
+    X, y = make_regression(n_samples=150, n_features=5, n_targets=2, noise=1.0,
+                           random_state=0)
+    X, y = X.astype(dtype), (y / np.std(y)).astype(dtype)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=40, random_state=0, **params)
+    reg.fit(X, y)
+    (out,) = _run(to_onnx(reg, X[:1]), X)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, reg.predict(X), rtol=10 * ATOL[dtype], atol=ATOL[dtype])
+
+
 def test_leaky_relu_slope_is_exported(iris):
     X, y = iris
     clf = MLPClassifier(

@@ -15,6 +15,8 @@ and pickling; the targets are handled in ``_classifier.py`` and ``_regressor.py`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
@@ -44,6 +46,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer, _SerialBlas
+from ._hidden import _HiddenLayersMixin
 from ._training import (
     _as_callback_list,
     _callbacks_say_stop,
@@ -61,6 +64,16 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_network(layer_units, activation, out_activation, negative_slope):
+    """A forward-only network, made once per geometry: predicting one row
+    would otherwise spend a fifth of its time making it. Networks are
+    immutable, so sharing them between estimators and threads is safe, and
+    the estimators' __dict__ stays unchanged by predict."""
+    return Network(layer_units, activation, out_activation, None,
+                   negative_slope=negative_slope)
 
 
 def _numeric_array(value, name):
@@ -98,7 +111,7 @@ except ImportError:  # older scikit-learn: only the callbacks= function hook
         """Stands in for scikit-learn's mixin where it does not exist."""
 
 
-class _BaseMLP(CallbackSupportMixin, BaseEstimator):
+class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -212,20 +225,33 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             return "binary_log_loss"
         return self.loss
 
-    def _network(self, layer_units):
-        """The engine's network for these layers and the current settings.
+    def _loss_param(self):
+        """The parameter of this model's loss, if it takes one (the regressor's
+        Huber threshold or quantile)."""
+        return None
 
-        Kept between calls (predicting one row would otherwise spend a fifth
-        of its time making it), keyed by everything it is made from; not
-        pickled (see __getstate__).
+    def _network(self, layer_units, forward_only=False, out_activation=None):
+        """The engine's network over layer_units.
+
+        A training network has this model's loss. A forward-only network has
+        none (prediction does not depend on the loss's settings) and may end
+        in out_activation, e.g. the hidden one (transform).
         """
-        key = (tuple(layer_units), self.activation, self.out_activation_,
-               self._loss_name(), float(self.negative_slope))
-        cached = self.__dict__.get("_network_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, Network(*key[:4], negative_slope=key[4]))
-            self._network_cache = cached
-        return cached[1]
+        if forward_only:
+            return _forward_network(
+                tuple(layer_units),
+                self.activation,
+                out_activation or self.out_activation_,
+                float(self.negative_slope),
+            )
+        return Network(
+            layer_units,
+            self.activation,
+            self.out_activation_,
+            self._loss_name(),
+            negative_slope=float(self.negative_slope),
+            loss_param=self._loss_param(),
+        )
 
     def _fitted_weights(self, training=False):
         """The fitted network, checked before any compiled code reads it.
@@ -870,9 +896,16 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
-    def _forward_pass_fast(self, X, check_input=True):
-        """Output-layer activations for X, through the compiled forward pass."""
+    def _forward_pass_fast(self, X, check_input=True, hidden_layer=None):
+        """Output-layer activations for X, through the compiled forward pass;
+        with hidden_layer=k (0-based), those of hidden layer k instead."""
         layer_units, coefs, intercepts = self._fitted_weights()
+        out_activation = None
+        if hidden_layer is not None:
+            # the first k + 1 weight layers, ending in the hidden activation
+            layer_units = layer_units[: hidden_layer + 2]
+            coefs, intercepts = coefs[: hidden_layer + 1], intercepts[: hidden_layer + 1]
+            out_activation = self.activation
         plain = check_input and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -890,7 +923,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         X_in = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in coefs]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in intercepts]
-        network = self._network(layer_units)
+        network = self._network(layer_units, forward_only=True, out_activation=out_activation)
         # A plain array's finiteness is checked by the engine, chunk by chunk,
         # as it reads X anyway; only if that finds a NaN or an infinity does
         # validate_data run, to raise scikit-learn's own error. Under
@@ -932,7 +965,6 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # coefs_ and intercepts_ are views of the packed buffer; pickle would
         # store the weights twice. The buffer is rebuilt from them at the next fit.
         state.pop("_params", None)
-        state.pop("_network_cache", None)  # compiled; made again when needed
         # the optimizer as plain data, so that skops loads it without trusting
         # a private class
         if isinstance(state.get("_optimizer"), _Optimizer):
@@ -940,6 +972,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        # a model pickled before a parameter existed (cymlp 0.1.0 had no
+        # scoring, quantile, huber_delta) gets its default, which is what it
+        # was trained with
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if param.default is not param.empty:
+                state.setdefault(name, param.default)
         super().__setstate__(state)
         optimizer = getattr(self, "_optimizer", None)
         if isinstance(optimizer, dict):

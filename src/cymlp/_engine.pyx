@@ -32,10 +32,10 @@ from ._blas cimport gemm, dot
 from ._kernels cimport (
     IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
     LEAKY_RELU, ELU, GELU, SILU, SOFTPLUS,
-    SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON,
+    SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER, QUANTILE,
     SGD, ADAM,
     UnaryLoop, ufunc_loop,
-    bias_activate, multiply_derivative, loss_and_delta, column_sums,
+    bias_activate, multiply_derivative, loss_and_delta, is_mean_over_outputs, column_sums,
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
 )
 
@@ -55,7 +55,11 @@ ACTIVATIONS = {**HIDDEN_ACTIVATIONS, **OUTPUT_ACTIVATIONS}
 LOSSES = {
     "squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
     "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON,
+    # beyond scikit-learn (identity output): robust and quantile regression
+    "absolute_error": ABSOLUTE_ERROR, "huber": HUBER, "quantile": QUANTILE,
 }
+# The losses that take a parameter (Network's loss_param) and its valid range.
+_LOSS_PARAM_RANGES = {"huber": (0.0, float("inf")), "quantile": (0.0, 1.0)}
 
 # Rows per chunk in predict: as many as keep a chunk's input rows and its
 # activations within about 2 MiB (a typical L2 cache), so the finiteness check
@@ -244,14 +248,14 @@ cdef void par_column_sums(int nt, const floating* a, floating* out, Py_ssize_t r
 cdef double par_loss(
     int nt, const floating* out, const floating* y, const Py_ssize_t* idx,
     const floating* sw, floating* delta, double* row_loss, Py_ssize_t rows,
-    Py_ssize_t cols, int loss,
+    Py_ssize_t cols, int loss, double loss_param,
 ) noexcept nogil:
     """loss_and_delta in fixed chunks of rows; the rows' losses are then added
     in row order, as the serial kernel adds them."""
     cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), ch, r0, r
     cdef double total = 0.0
     if nch == 1:
-        return loss_and_delta(out, y, idx, sw, delta, NULL, rows, cols, loss)
+        return loss_and_delta(out, y, idx, sw, delta, NULL, rows, cols, loss, loss_param)
     for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
                      use_threads_if=nt > 1 and nch > 1):
         r0 = chunk_at(rows, nch, ch)
@@ -260,7 +264,7 @@ cdef double par_loss(
                        idx + r0 if idx != NULL else NULL,
                        sw + r0 if sw != NULL and idx == NULL else sw,
                        delta + r0 * cols, row_loss + r0, chunk_at(rows, nch, ch + 1) - r0,
-                       cols, loss)
+                       cols, loss, loss_param)
     for r in range(rows):
         total += row_loss[r]
     return total
@@ -321,7 +325,8 @@ cdef struct Net:
     Py_ssize_t width          # sum(units[1:]): workspace floats per row
     int hidden_act
     int out_act
-    int loss
+    int loss                  # a loss code, or -1: forward pass only (no training)
+    double loss_param         # Huber's delta or the quantile
     double slope              # leaky_relu's negative slope
     bint keep_pre             # the hidden activation's derivative needs z
     UnaryLoop hidden_vec[2]   # vectorised activation loops: [float, double]
@@ -560,6 +565,8 @@ cdef double batch_loss(const Net* net, double weighted_loss, double sw_sum,
     cdef double loss = weighted_loss / sw_sum
     if net.loss == SQUARED_ERROR:
         loss = 0.5 * loss / net.units[net.n_layers]
+    elif is_mean_over_outputs(net.loss):
+        loss = loss / net.units[net.n_layers]
     return loss + 0.5 * alpha * coef_sq / sw_sum
 
 
@@ -721,7 +728,8 @@ cdef int train_epoch_impl(
 
         forward_rows(net, &t, rows, X, spp, drop)
         wloss = par_loss(nt, <floating*> t.act[L], y_batch, idx, sw_batch,
-                         <floating*> t.delta[L - 1], t.row_loss, rows, n_out, net.loss)
+                         <floating*> t.delta[L - 1], t.row_loss, rows, n_out, net.loss,
+                         net.loss_param)
         if opt.alpha != 0:
             coef_sq = sum_squares(net, params)
         accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
@@ -774,7 +782,8 @@ cdef int loss_grad_impl(
         sw_sum = n
     forward_rows(net, &t, n, X, spp, NULL)
     wloss = par_loss(nt, <floating*> t.act[L], <const floating*> d.Y, NULL, sw,
-                     <floating*> t.delta[L - 1], t.row_loss, n, net.units[L], net.loss)
+                     <floating*> t.delta[L - 1], t.row_loss, n, net.units[L], net.loss,
+                     net.loss_param)
     loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
                              sum_squares(net, params) if alpha != 0 else 0.0)
     if grad != NULL:
@@ -1043,11 +1052,19 @@ cdef class Network:
     activation : str
         Hidden activation, a key of ``HIDDEN_ACTIVATIONS``.
     out_activation : str
-        Output activation, a key of ``OUTPUT_ACTIVATIONS``.
-    loss : str
-        A key of ``LOSSES``.
+        Output activation, a key of ``OUTPUT_ACTIVATIONS``; with ``loss=None``
+        any key of ``ACTIVATIONS``.
+    loss : str or None
+        A key of ``LOSSES``; the robust losses ('absolute_error', 'huber',
+        'quantile') need the 'identity' output. None: a network for the
+        forward pass only (a :class:`Trainer` refuses it), which may end in a
+        hidden activation: built over the first k + 1 layers of a network,
+        its :meth:`predict` computes the activations of hidden layer k.
     negative_slope : float, default=0.01
         Slope of 'leaky_relu' for negative inputs (>= 0).
+    loss_param : float, default=None
+        The threshold delta of 'huber' (> 0) or the quantile of 'quantile'
+        (in (0, 1)); required by those two losses, ignored by the others.
 
     Notes
     -----
@@ -1069,8 +1086,8 @@ cdef class Network:
     cdef Net net
     cdef object _index   # owns units / offsets
 
-    def __cinit__(self, layer_units, str activation, str out_activation, str loss,
-                  double negative_slope=0.01):
+    def __cinit__(self, layer_units, str activation, str out_activation, loss,
+                  double negative_slope=0.01, loss_param=None):
         cdef Py_ssize_t L = len(layer_units) - 1, i
         cdef Py_ssize_t[::1] index
         if L < 1:
@@ -1078,11 +1095,24 @@ cdef class Network:
         if activation not in HIDDEN_ACTIVATIONS:
             raise ValueError("unknown hidden activation %r; expected one of %s"
                              % (activation, sorted(HIDDEN_ACTIVATIONS)))
-        if out_activation not in OUTPUT_ACTIVATIONS:
+        # a forward-only network may end in any activation: the training
+        # kernels (whose deltas assume a canonical output) never see it
+        out_table = ACTIVATIONS if loss is None else OUTPUT_ACTIVATIONS
+        if out_activation not in out_table:
             raise ValueError("unknown output activation %r; expected one of %s"
-                             % (out_activation, sorted(OUTPUT_ACTIVATIONS)))
-        if loss not in LOSSES:
+                             % (out_activation, sorted(out_table)))
+        if loss is not None and loss not in LOSSES:
             raise ValueError("unknown loss %r; expected one of %s" % (loss, sorted(LOSSES)))
+        if loss in ("absolute_error", "huber", "quantile") and out_activation != "identity":
+            raise ValueError("loss %r needs the 'identity' output activation, got %r"
+                             % (loss, out_activation))
+        param = 0.0
+        if loss in _LOSS_PARAM_RANGES:
+            low, high = _LOSS_PARAM_RANGES[loss]
+            if loss_param is None or not low < float(loss_param) < high:
+                raise ValueError("loss %r needs loss_param in (%g, %g), got %r"
+                                 % (loss, low, high, loss_param))
+            param = float(loss_param)
         units = [int(u) for u in layer_units]
         if min(units) < 1:
             raise ValueError("every layer needs at least one unit, got %s" % units)
@@ -1115,8 +1145,9 @@ cdef class Network:
             self.net.act_off[i + 1] = self.net.act_off[i] + self.net.units[i]
         self.net.width = self.net.act_off[L] + self.net.units[L]
         self.net.hidden_act = HIDDEN_ACTIVATIONS[activation]
-        self.net.out_act = OUTPUT_ACTIVATIONS[out_activation]
-        self.net.loss = LOSSES[loss]
+        self.net.out_act = out_table[out_activation]
+        self.net.loss = -1 if loss is None else LOSSES[loss]
+        self.net.loss_param = param
         self.net.slope = negative_slope
         self.net.keep_pre = needs_preactivation(self.net.hidden_act)
         for i, typecode in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
@@ -1318,6 +1349,8 @@ cdef class Trainer:
     def __cinit__(self, Network network, dtype, Py_ssize_t max_rows, *, bint gather=False,
                   dropout=None, dict optimizer=None):
         cdef Py_ssize_t L = network.net.n_layers, n_params = network.net.n_params
+        if network.net.loss < 0:
+            raise ValueError("this Network was made for the forward pass only (loss=None)")
         self.network = network
         self.dtype = _working_dtype(dtype)
         if max_rows < 1:
@@ -1578,8 +1611,11 @@ def _kernel_derivative(str name, const floating[::1] a, floating[::1] delta,
 
 
 def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,
-                 const floating[::1] sample_weight, floating[:, ::1] delta):
-    """Return sum_i w_i * loss_i and fill delta = (out - y) * w."""
+                 const floating[::1] sample_weight, floating[:, ::1] delta,
+                 double loss_param=0.0):
+    """Return sum_i w_i * loss_i and fill delta: (out - y) * w for the
+    canonical losses, d loss_i / d out * w / n_outputs for the robust ones
+    (loss_param: Huber's delta or the quantile)."""
     _check_same_shape(np.asarray(out), np.asarray(y), np.asarray(delta))
     if sample_weight is not None and sample_weight.shape[0] != out.shape[0]:
         raise ValueError("sample_weight must have one entry per row")
@@ -1590,7 +1626,7 @@ def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,
         return 0.0
     with nogil:
         total = loss_and_delta(&out[0, 0], &y[0, 0], NULL, sw, &delta[0, 0], NULL,
-                               out.shape[0], out.shape[1], code)
+                               out.shape[0], out.shape[1], code, loss_param)
     return total
 
 

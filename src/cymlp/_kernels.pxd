@@ -35,6 +35,10 @@ cdef enum:
     LOG_LOSS = 1          # softmax outputs, one-hot targets
     BINARY_LOG_LOSS = 2   # logistic outputs, one column per label
     POISSON = 3           # exp outputs, half Poisson deviance
+    # beyond scikit-learn (identity outputs; robust and quantile regression)
+    ABSOLUTE_ERROR = 4
+    HUBER = 5             # loss_param: the threshold delta
+    QUANTILE = 6          # pinball loss; loss_param: the quantile in (0, 1)
 
 # Optimizer codes.
 cdef enum:
@@ -253,14 +257,48 @@ cdef inline void multiply_derivative(
     # IDENTITY: nothing to do
 
 
+cdef inline bint is_mean_over_outputs(int loss) noexcept nogil:
+    """Losses reported as a mean over the outputs (squared error, as
+    scikit-learn does, and cymlp's robust losses), not a sum."""
+    return (loss == SQUARED_ERROR or loss == ABSOLUTE_ERROR or loss == HUBER
+            or loss == QUANTILE)
+
+
+cdef inline double robust_loss(double r, int loss, double param) noexcept nogil:
+    """Loss of the residual r = y - p for the robust losses (as sklearn._loss
+    defines them: AbsoluteError, HuberLoss with a fixed delta, PinballLoss)."""
+    cdef double a = fabs(r)
+    if loss == ABSOLUTE_ERROR:
+        return a
+    if loss == HUBER:
+        return 0.5 * a * a if a <= param else param * (a - 0.5 * param)
+    # QUANTILE
+    return param * r if r >= 0 else (param - 1) * r
+
+
+cdef inline double robust_gradient(double r, int loss, double param) noexcept nogil:
+    """d loss / d p for the residual r = y - p. At the kinks (r == 0; for
+    Huber |r| == delta, where it is continuous) the value sklearn's
+    gradient-boosting losses give: absolute error -1, pinball -quantile."""
+    if loss == ABSOLUTE_ERROR:
+        return -1.0 if r >= 0 else 1.0
+    if loss == HUBER:
+        if fabs(r) <= param:
+            return -r
+        return -param if r >= 0 else param
+    # QUANTILE
+    return -param if r >= 0 else 1 - param
+
+
 cdef inline double loss_and_delta(
     const floating* out,       # IN  rows x cols, activated outputs
     const floating* y,         # IN  targets, row r at y + rowidx[r] * cols (or r * cols)
     const Py_ssize_t* rowidx,  # IN  rows (or NULL: rows are consecutive)
     const floating* sw,        # IN  sample weights indexed like y (or NULL)
-    floating* delta,           # OUT rows x cols: (out - y) * sw
+    floating* delta,           # OUT rows x cols: d loss / d z_out, times sw
     double* row_loss,          # OUT sw_i * loss_i of every row, or NULL
     Py_ssize_t rows, Py_ssize_t cols, int loss,
+    double loss_param,         # IN  Huber's delta or the quantile (else unused)
 ) noexcept nogil:
     """Return sum_i sw_i * loss_i over the rows, and fill the output delta.
 
@@ -270,13 +308,19 @@ cdef inline double loss_and_delta(
     With a canonical link (softmax/log-loss, logistic/binary log-loss,
     identity/squared error, exp/Poisson) the delta is simply out - y.
     The caller divides the sum by sw_sum (and by cols for squared error).
+
+    The robust losses (identity output) report the mean over the outputs,
+    as squared error does, and their delta is the exact gradient of that
+    mean: g(y - p) * sw / cols. (Squared error keeps scikit-learn's out - y,
+    the gradient of the sum over outputs, for parity.)
     """
     cdef Py_ssize_t i, j, src
     cdef const floating* yi
     cdef const floating* oi
     cdef floating* di
     cdef floating w, p, t
-    cdef double row_loss_i, total = 0.0
+    cdef double r, row_loss_i, total = 0.0
+    cdef double inv_cols = 1.0 / cols
     for i in range(rows):
         src = rowidx[i] if rowidx != NULL else i
         yi = y + src * cols
@@ -287,6 +331,11 @@ cdef inline double loss_and_delta(
         for j in range(cols):
             p = oi[j]
             t = yi[j]
+            if loss == ABSOLUTE_ERROR or loss == HUBER or loss == QUANTILE:
+                r = <double> t - p
+                row_loss_i += robust_loss(r, loss, loss_param)
+                di[j] = <floating> (robust_gradient(r, loss, loss_param) * w * inv_cols)
+                continue
             if loss == SQUARED_ERROR:
                 row_loss_i += (<double> t - p) * (<double> t - p)
             elif loss == LOG_LOSS:

@@ -1,11 +1,13 @@
 """The multi-layer perceptron regressor, :class:`cymlp.MLPRegressor`.
 
-Numeric targets (squared error or Poisson loss) and the R^2 score; training
-is ``_BaseMLP``'s (``_base.py``).
+Numeric targets (squared error, Poisson, and beyond scikit-learn the
+absolute error, Huber and quantile losses) and the R^2 score; training is
+``_BaseMLP``'s (``_base.py``).
 """
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,11 +21,11 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 # - _fit_context validates the parameters once per fit (honouring
 #   sklearn.config_context(skip_parameter_validation=True)) exactly as
 #   scikit-learn's own estimators do; the public BaseEstimator has no hook.
-# - StrOptions is part of the constraint language that makes invalid
+# - Interval / StrOptions are the constraint language that makes invalid
 #   parameters raise scikit-learn's InvalidParameterError with its exact
 #   messages.
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseMLP
 from ._repr import _DocLinkMixin
@@ -45,11 +47,30 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        'squared_error' is half the squared error; 'poisson' is half the
-        Poisson deviance with an exponential output (log link) and needs
-        ``y >= 0``. Unlike scikit-learn, negative targets with 'poisson' raise
-        a ValueError instead of training to NaN.
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber', 'quantile'}, \
+default='squared_error'
+        The loss minimised, per target value with residual ``r = y - y_pred``:
+
+        - 'squared_error': ``r**2 / 2``;
+        - 'poisson': half the Poisson deviance, with an exponential output
+          (log link); needs ``y >= 0``. Unlike scikit-learn, negative targets
+          raise a ValueError instead of training to NaN;
+        - 'absolute_error' (beyond scikit-learn): ``|r|``; predicts the
+          conditional median, robust to outliers;
+        - 'huber' (beyond scikit-learn): ``r**2 / 2`` where
+          ``|r| <= huber_delta``, ``huber_delta * (|r| - huber_delta / 2)``
+          beyond: squared error for small residuals, absolute error (times
+          ``huber_delta``) for outliers;
+        - 'quantile' (beyond scikit-learn): the pinball loss
+          ``quantile * r`` if ``r >= 0`` else ``(quantile - 1) * r``; predicts
+          the conditional ``quantile`` (two quantile models give a
+          prediction interval).
+
+        All but 'poisson' use the identity output. Where the absolute and
+        pinball losses have no derivative (``r == 0``), training uses the
+        value scikit-learn's gradient-boosting losses use: the derivative
+        with respect to the prediction is -1 (absolute error) and
+        ``-quantile`` (pinball). See ``loss_`` for how the loss is averaged.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
@@ -154,10 +175,36 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
         :func:`sklearn.metrics.get_scorer`. Used with ``early_stopping=True``
         only. Not in scikit-learn (HistGradientBoosting's convention).
 
+    quantile : float, default=0.5
+        The quantile that ``loss='quantile'`` estimates, in (0, 1) (named as
+        in :class:`~sklearn.ensemble.HistGradientBoostingRegressor`); 0.5
+        estimates the median, like 'absolute_error' (with half its loss).
+        Ignored by the other losses.
+
+    huber_delta : float, default=1.0
+        The threshold of ``loss='huber'``, > 0, in the units of ``y``: the
+        residual beyond which the loss grows linearly instead of
+        quadratically. It is fixed, not re-estimated during training as
+        :class:`~sklearn.ensemble.GradientBoostingRegressor` re-estimates its
+        threshold from the ``alpha`` quantile of the residuals; scale ``y``
+        (e.g. with :class:`~sklearn.compose.TransformedTargetRegressor`) or
+        choose it from the expected noise level. Ignored by the other losses.
+
     Attributes
     ----------
     loss_ : float
-        The current loss computed with the loss function.
+        The current loss computed with the loss function: the mean over the
+        samples (weighted by ``sample_weight``) of the per-sample loss, plus
+        the L2 term ``alpha / 2 * sum of squared coefs_`` divided by the
+        number of samples (or the sum of the sample weights). The per-sample
+        loss of 'squared_error', 'absolute_error', 'huber' and 'quantile' is
+        the *mean* over the outputs of the per-value losses given under
+        ``loss`` (so squared error is half the mean squared error, as in
+        scikit-learn, and absolute error the mean absolute error); that of
+        'poisson' is the sum over the outputs, as in scikit-learn. The
+        gradients of 'absolute_error', 'huber' and 'quantile' are exactly
+        those of ``loss_``; squared error keeps scikit-learn's convention,
+        whose gradient is that of the sum over the outputs.
 
     best_loss_ : float or None
         The minimum loss reached during fitting (None with early stopping).
@@ -215,11 +262,28 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
     ...                    max_iter=500, random_state=0).fit(X, y)
     >>> reg.score(X, y) > 0.95
     True
+
+    The 0.9 quantile: about 90% of the targets lie below its predictions.
+
+    >>> import numpy as np
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(0, 1, size=(2000, 1))
+    >>> y = X[:, 0] + rng.normal(scale=0.2, size=2000)
+    >>> q90 = MLPRegressor(loss="quantile", quantile=0.9, hidden_layer_sizes=(16,),
+    ...                    solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
+    >>> coverage = np.mean(y <= q90.predict(X))
+    >>> bool(0.85 < coverage < 0.95)
+    True
     """
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [
+            StrOptions({"squared_error", "poisson", "absolute_error", "huber", "quantile"})
+        ],
+        # beyond scikit-learn
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -253,6 +317,8 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
         dropout: float | ArrayLike = 0.0,
         callbacks: Callable[[dict], Any] | Sequence[Callable[[dict], Any]] | None = None,
         scoring: str | Callable | None = None,
+        quantile: float = 0.5,
+        huber_delta: float = 1.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -284,6 +350,15 @@ class MLPRegressor(_DocLinkMixin, RegressorMixin, _BaseMLP):
             callbacks=callbacks,
             scoring=scoring,
         )
+        self.quantile = quantile
+        self.huber_delta = huber_delta
+
+    def _loss_param(self):
+        if self.loss == "huber":
+            return float(self.huber_delta)
+        if self.loss == "quantile":
+            return float(self.quantile)
+        return None
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
