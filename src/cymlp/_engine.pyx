@@ -142,6 +142,17 @@ cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
 # Python layer then limits BLAS to one thread around engine calls instead).
 ctypedef int (*blas_threads_fn)(int) noexcept nogil
 cdef blas_threads_fn _blas_set_local = NULL
+# An OpenBLAS before 0.3.27 (scipy < 1.13) has only the process-wide setting:
+# set to one thread while any engine call runs (counted under the GIL), and
+# restored when the last ends. threadpoolctl, the last resort for other BLAS
+# libraries, inspects every loaded library on each call (about 3 ms: a
+# hundred times a one-row prediction).
+ctypedef void (*blas_set_global_fn)(int) noexcept nogil
+ctypedef int (*blas_get_global_fn)() noexcept nogil
+cdef blas_set_global_fn _blas_set_global = NULL
+cdef blas_get_global_fn _blas_get_global = NULL
+cdef int _global_depth = 0
+cdef int _global_previous = 1
 
 
 cdef inline int blas_one_thread() noexcept nogil:
@@ -921,16 +932,27 @@ cdef class _SerialBlas:
     cdef object _limiter
 
     def __enter__(self):
+        global _global_depth, _global_previous
         if _blas_set_local != NULL:
             self._previous = blas_one_thread()
+        elif _blas_set_global != NULL:
+            if _global_depth == 0:
+                _global_previous = _blas_get_global()
+                _blas_set_global(1)
+            _global_depth += 1
         else:
             from threadpoolctl import threadpool_limits
             self._limiter = threadpool_limits(1, user_api="blas")
         return self
 
     def __exit__(self, *exc):
+        global _global_depth
         if _blas_set_local != NULL:
             blas_restore(self._previous)
+        elif _blas_set_global != NULL:
+            _global_depth -= 1
+            if _global_depth == 0:
+                _blas_set_global(_global_previous)
         elif self._limiter is not None:
             self._limiter.restore_original_limits()
         return False
@@ -961,10 +983,10 @@ cdef class _EngineCall(_SerialBlas):
         return _SerialBlas.__exit__(self, *exc)
 
 
-def _find_blas_set_local():
-    """The address of ``openblas_set_num_threads_local`` in the BLAS that
-    scipy.linalg.cython_blas calls, or 0 where it has none (another BLAS, an
-    OpenBLAS before 0.3.27)."""
+def _find_blas_function(name):
+    """The address of OpenBLAS's function `name` (or of scipy's renamed
+    ``scipy_``-prefixed copy) in the BLAS that scipy.linalg.cython_blas
+    calls, or 0 where it has none (another BLAS, an older OpenBLAS)."""
     import ctypes
     import scipy.linalg.cython_blas
     try:
@@ -972,16 +994,23 @@ def _find_blas_set_local():
         lib = ctypes.CDLL(scipy.linalg.cython_blas.__file__)
     except OSError:
         return 0
-    for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local"):
+    for symbol in (name, "scipy_" + name):
         try:
-            return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+            return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value or 0
         except AttributeError:
             pass
     return 0
 
 
-_blas_set_local = <blas_threads_fn> <size_t> _find_blas_set_local()
+_blas_set_local = <blas_threads_fn> <size_t> _find_blas_function("openblas_set_num_threads_local")
 BLAS_SET_LOCAL = _blas_set_local != NULL
+if _blas_set_local == NULL:
+    _blas_set_global = <blas_set_global_fn> <size_t> _find_blas_function(
+        "openblas_set_num_threads")
+    _blas_get_global = <blas_get_global_fn> <size_t> _find_blas_function(
+        "openblas_get_num_threads")
+    if _blas_get_global == NULL:
+        _blas_set_global = NULL
 
 
 def _thread_stats():
