@@ -376,12 +376,12 @@ class StepFloor(_NetTiming):
 # The PyTorch loop
 # =========================================================================
 def torch_fit(X, y, params, epochs, seed=0):
-    """A plain PyTorch CPU training loop of the same network; returns s/epoch.
+    """A PyTorch CPU training loop of the same network; returns s/epoch.
 
     nn.Linear layers with ReLU between them, softmax cross-entropy (or a
     logistic output with binary cross-entropy for two classes), the optimizer
-    of ``params`` with scikit-learn's defaults (adam: lr 1e-3, betas (0.9,
-    0.999), eps 1e-8; sgd: lr 1e-3, momentum 0.9, Nesterov), and sklearn's L2
+    of ``params`` with scikit-learn's defaults (adam, fused: lr 1e-3, betas
+    (0.9, 0.999), eps 1e-8; sgd: lr 1e-3, momentum 0.9, Nesterov), and sklearn's L2
     term: alpha * W / batch rows added to the weights' gradients only. Each
     epoch draws a permutation and visits shuffled minibatches of batch_size
     rows, gathering them from X (no copy of X: torch.from_numpy), and
@@ -415,7 +415,10 @@ def torch_fit(X, y, params, epochs, seed=0):
     groups = [{"params": weights, "weight_decay": alpha / bs},
               {"params": biases, "weight_decay": 0.0}]
     if params["solver"] == "adam":
-        opt = torch.optim.Adam(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+        # fused Adam: PyTorch's fastest CPU optimizer step (one kernel over
+        # every parameter; measured 430 vs 531 ms per MNIST-shaped float32
+        # epoch for the plain loop), so the column is PyTorch at its best
+        opt = torch.optim.Adam(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, fused=True)
     else:
         opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, nesterov=True)
     loss_fn = F.binary_cross_entropy_with_logits if binary else F.cross_entropy
