@@ -158,4 +158,20 @@ fig.tight_layout()
 # Both early-stopped models keep the weights of their best validation epoch
 # and beat the model that trained to the end; the shorter patience got there
 # in a fraction of the epochs.
+
+# %%
+# Stopping on the validation loss instead
+# ---------------------------------------
+# Accuracy moves in steps of one validation digit; the validation loss moves
+# with every change of the network's confidence. ``scoring="loss"`` stops on
+# it and keeps the weights of the lowest validation loss (``scoring`` also
+# takes any scorer name, e.g. ``"balanced_accuracy"``).
+
+on_loss = MLPClassifier(early_stopping=True, scoring="loss", max_iter=500, **params)
+on_loss.fit(X_train, y_noisy, X_val=X_val, y_val=y_val)
+print(
+    "stopped on the loss after %d epochs; lowest validation loss %.4f; "
+    "test accuracy %.3f"
+    % (on_loss.n_iter_, min(on_loss.validation_loss_curve_), on_loss.score(X_test, y_test))
+)
 plt.show()
