@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+# _forward_pass_fast's default: the output layer (None is a user's bad index)
+_OUTPUT_LAYER = object()
 
 
 @functools.lru_cache(maxsize=64)
@@ -896,12 +898,14 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
-    def _forward_pass_fast(self, X, check_input=True, hidden_layer=None):
+    def _forward_pass_fast(self, X, check_input=True, hidden_layer=_OUTPUT_LAYER):
         """Output-layer activations for X, through the compiled forward pass;
-        with hidden_layer=k (0-based), those of hidden layer k instead."""
+        with hidden_layer=k (indexed as hidden_layer_sizes), those of hidden
+        layer k instead."""
         layer_units, coefs, intercepts = self._fitted_weights()
         out_activation = None
-        if hidden_layer is not None:
+        if hidden_layer is not _OUTPUT_LAYER:
+            hidden_layer = self._hidden_layer_index(hidden_layer, layer_units)
             # the first k + 1 weight layers, ending in the hidden activation
             layer_units = layer_units[: hidden_layer + 2]
             coefs, intercepts = coefs[: hidden_layer + 1], intercepts[: hidden_layer + 1]

@@ -70,7 +70,7 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         ['mlpclassifier0', 'mlpclassifier1', 'mlpclassifier2']
         """
         check_is_fitted(self)
-        return self._forward_pass_fast(X, hidden_layer=self._hidden_layer_index(-1))
+        return self._forward_pass_fast(X, hidden_layer=-1)
 
     def hidden_activations(self, X: ArrayLike, layer: int = -1) -> NDArray:
         """The activations of one hidden layer.
@@ -111,11 +111,11 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         (3, 8)
         """
         check_is_fitted(self)
-        return self._forward_pass_fast(X, hidden_layer=self._hidden_layer_index(layer))
+        return self._forward_pass_fast(X, hidden_layer=layer)
 
-    def _hidden_layer_index(self, layer):
-        """The 0-based index of hidden layer `layer` of the fitted network."""
-        layer_units, _, _ = self._fitted_weights()
+    def _hidden_layer_index(self, layer, layer_units):
+        """The 0-based index of hidden layer `layer` of the fitted network
+        whose (checked) widths are layer_units."""
         n_hidden = len(layer_units) - 2
         if n_hidden == 0:
             raise ValueError(
@@ -140,7 +140,7 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         if not hasattr(self, "coefs_"):
             raise AttributeError("_n_features_out")
         layer_units, _, _ = self._fitted_weights()
-        return layer_units[self._hidden_layer_index(-1) + 1]
+        return layer_units[self._hidden_layer_index(-1, layer_units) + 1]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
