@@ -14,6 +14,8 @@ wraparound and initializedcheck on), together with test_gradients.py and
 test_fuzz.py.
 """
 
+import math
+
 import _kernel_reference as ref
 import numpy as np
 import pytest
@@ -368,6 +370,46 @@ def test_adam_step(dtype, data):
     err_step = lr * (err_m / den + step * err_den / den) + 8 * e * lr * step
     assert_within(params, w_ref, err_step + 4 * e * np.abs(w_ref) + tiny(dtype),
                   err_msg="params")
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1003, 100_003])
+def test_optimizer_step_sum_of_squares(kind, dtype, n, global_random_seed):
+    """The step that also returns the sum of squares of the weights it writes
+    (the next minibatch's L2 penalty) writes the same bits as the step that
+    does not, and its sum is the exact sum (math.fsum) of the new weights'
+    squares within the rounding bound of its order: 16 lanes, each summing
+    blocks of up to 64 squares in the weights' dtype, the blocks added in
+    double, the lanes in a tree of 4 levels (positive terms: relative error
+    at most (terms + 1) unit roundoffs per stage)."""
+    rng = np.random.default_rng(global_random_seed)
+    w0 = (rng.standard_normal(n) * rng.uniform(0.1, 10)).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    states = [rng.standard_normal(n).astype(dtype), rng.uniform(0, 1, n).astype(dtype)]
+    if kind == "sgd":
+        states[1] = None
+    runs = []
+    for want in (False, True):
+        w, s = w0.copy(), [None if a is None else a.copy() for a in states]
+        sq = _engine._kernel_optimizer_step(kind, w, g, s[0], s[1], 1e-3, 32.0, 1e-2,
+                                            return_sum_squares=want)
+        runs.append((w, s, sq))
+    (w_plain, s_plain, none), (w, s, sq) = runs
+    assert none is None
+    np.testing.assert_array_equal(w, w_plain)
+    for a, b in zip(s, s_plain):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    exact = math.fsum(float(v) ** 2 for v in w.astype(np.float64))
+    u, u64 = np.finfo(dtype).eps / 2, 2.0**-53
+    per_lane = math.ceil(n / 16)
+    blocks = math.ceil(per_lane / 64)
+    if dtype == np.float32:
+        bound = (min(per_lane, 64) + 1) * u + (blocks + 5) * u64
+    else:
+        bound = (per_lane + blocks + 5) * u64
+    assert abs(sq - exact) <= bound * exact
 
 
 def test_optimizer_step_rejects_bad_arguments():

@@ -332,6 +332,28 @@ def test_alpha(global_random_seed, alpha, solver):
     check_parity(params, make_data("multiclass", global_random_seed))
 
 
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_alpha_loss_curve_tight(global_random_seed, solver, partial):
+    # The L2 penalty of each minibatch's loss comes from the previous step's
+    # pass over the weights (the first one of each epoch from a separate
+    # sum): the reported loss must still be sklearn's within 1e-12 relative,
+    # with a penalty large enough to matter, across epochs and partial_fit
+    # calls (each call starts its own epoch).
+    X, y, _, _ = make_data("multiclass", global_random_seed)
+    params = _params(global_random_seed, solver=solver, alpha=2.0,
+                     hidden_layer_sizes=(11, 6), batch_size=13)
+    if partial:
+        ref = SkMLPClassifier(**params)
+        est = cymlp.MLPClassifier(**params)
+        for _ in range(4):
+            call_recording_warnings(ref.partial_fit, X, y, classes=np.unique(y))
+            call_recording_warnings(est.partial_fit, X, y, classes=np.unique(y))
+    else:
+        ref, est, _ = fit_both(params, X, y)
+    np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-12, atol=0)
+
+
 def test_alpha_changes_result(global_random_seed):
     # Guards test_alpha against a vacuous pass: alpha must change both the
     # weights and the reported loss (sklearn adds 0.5 * alpha * ||W||^2 / n

@@ -379,15 +379,16 @@ cdef inline void column_sums(
 
 cdef extern from "_vector_loops.h" nogil:
     void cymlp_sgd_step_f(float* w, const float* g_raw, float* velocity, Py_ssize_t size,
-                          float alpha, float inv_n, float lr, float mu, int nesterov)
+                          float alpha, float inv_n, float lr, float mu, int nesterov, double* sq)
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
-                          double alpha, double inv_n, double lr, double mu, int nesterov)
+                          double alpha, double inv_n, double lr, double mu, int nesterov,
+                          double* sq)
     void cymlp_adam_step_f(float* w, const float* g_raw, float* m, float* v, Py_ssize_t size,
                            float alpha, float inv_n, float b1, float c1, float b2, float c2,
-                           float eps, float lr_t)
+                           float eps, float lr_t, double* sq)
     void cymlp_adam_step_d(double* w, const double* g_raw, double* m, double* v,
                            Py_ssize_t size, double alpha, double inv_n, double b1, double c1,
-                           double b2, double c2, double eps, double lr_t)
+                           double b2, double c2, double eps, double lr_t, double* sq)
     int cymlp_all_finite_f(const float* x, Py_ssize_t n)
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 
@@ -407,6 +408,7 @@ cdef inline void sgd_step(
     Py_ssize_t size,
     double alpha, double sw_sum,
     double lr, double momentum, bint nesterov,
+    double* sq,                # OUT   sum of the new w's squares (unless NULL)
 ) noexcept nogil:
     """One SGD (momentum / Nesterov) step.
 
@@ -417,10 +419,10 @@ cdef inline void sgd_step(
     """
     if floating is float:
         cymlp_sgd_step_f(w, g_raw, velocity, size, <float> alpha, <float> (1.0 / sw_sum),
-                         <float> lr, <float> momentum, nesterov)
+                         <float> lr, <float> momentum, nesterov, sq)
     else:
         cymlp_sgd_step_d(w, g_raw, velocity, size, alpha, 1.0 / sw_sum, lr, momentum,
-                         nesterov)
+                         nesterov, sq)
 
 
 cdef inline void adam_step(
@@ -431,6 +433,7 @@ cdef inline void adam_step(
     Py_ssize_t size,
     double alpha, double sw_sum,
     double lr_t, double beta_1, double beta_2, double epsilon,
+    double* sq,                # OUT   sum of the new w's squares (unless NULL)
 ) noexcept nogil:
     """One Adam step with the bias-corrected rate lr_t, in the parameters' dtype.
 
@@ -441,10 +444,10 @@ cdef inline void adam_step(
     if floating is float:
         cymlp_adam_step_f(w, g_raw, m, v, size, <float> alpha, <float> (1.0 / sw_sum),
                           <float> beta_1, <float> (1 - beta_1), <float> beta_2,
-                          <float> (1 - beta_2), <float> epsilon, <float> lr_t)
+                          <float> (1 - beta_2), <float> epsilon, <float> lr_t, sq)
     else:
         cymlp_adam_step_d(w, g_raw, m, v, size, alpha, 1.0 / sw_sum, beta_1, 1 - beta_1,
-                          beta_2, 1 - beta_2, epsilon, lr_t)
+                          beta_2, 1 - beta_2, epsilon, lr_t, sq)
 
 
 # ----------------------------------------------------------------------------

@@ -26,37 +26,108 @@
 #define CYMLP_MULTIVERSION
 #endif
 
+/* The optimizer steps can also return the sum of squares of the weights they
+ * write (sq != NULL): the L2 penalty of the next minibatch's loss, folded into
+ * the pass that already streams the weights, instead of a second pass.
+ *
+ * The squares are added in CYMLP_SQ_LANES running sums: element i of the call
+ * goes to sum i % CYMLP_SQ_LANES. Each sum runs in the weights' dtype (a
+ * float32 vector holds twice as many lanes as a conversion to double would)
+ * over blocks of CYMLP_SQ_BLOCK elements, then is added to a double total per
+ * lane, so that float32 sums stay accurate over millions of weights; the
+ * lanes are combined in one fixed tree at the end. The order is written out
+ * in the source, so every clone (AVX-512, AVX2, baseline) gives the same bits
+ * (no -ffast-math reassociation is needed for the lanes to vectorize), and it
+ * depends only on the call's extent, which the engine fixes by the shapes. */
+#define CYMLP_SQ_LANES 16
+#define CYMLP_SQ_BLOCK (64 * CYMLP_SQ_LANES)
+
+static inline double cymlp_lane_total(const double *acc)
+{
+    double half[CYMLP_SQ_LANES / 2];
+    for (int k = 0; k < CYMLP_SQ_LANES / 2; k++)  /* a fixed pairwise tree */
+        half[k] = acc[2 * k] + acc[2 * k + 1];
+    return ((half[0] + half[1]) + (half[2] + half[3])) +
+           ((half[4] + half[5]) + (half[6] + half[7]));
+}
+
+/* The loop of a step over w[0:size] of dtype T: UPDATE, an expression in
+ * `idx`, writes element idx and yields its new value. With sq, also the sums
+ * of the squares (see above); the loop without them is kept apart, as it
+ * was. The names the macro declares end in '_' (idx aside): none may be a
+ * name that UPDATE reads. */
+#define CYMLP_STEP_LOOP(T, UPDATE)                                            \
+    if (sq == NULL) {                                                         \
+        for (ptrdiff_t idx = 0; idx < size; idx++) {                          \
+            (void)(UPDATE);                                                   \
+        }                                                                     \
+        return;                                                               \
+    }                                                                         \
+    double acc_[CYMLP_SQ_LANES] = {0};                                        \
+    for (ptrdiff_t lo_ = 0; lo_ < size; lo_ += CYMLP_SQ_BLOCK) {              \
+        ptrdiff_t hi_ = size - lo_ < CYMLP_SQ_BLOCK ? size : lo_ + CYMLP_SQ_BLOCK; \
+        T part_[CYMLP_SQ_LANES] = {0};                                        \
+        ptrdiff_t i0_ = lo_;                                                  \
+        for (; i0_ + CYMLP_SQ_LANES <= hi_; i0_ += CYMLP_SQ_LANES) {          \
+            for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++) {                     \
+                ptrdiff_t idx = i0_ + k_;                                     \
+                T wk_ = (UPDATE);                                             \
+                part_[k_] += wk_ * wk_;                                       \
+            }                                                                 \
+        }                                                                     \
+        for (int k_ = 0; i0_ + k_ < hi_; k_++) {                              \
+            ptrdiff_t idx = i0_ + k_;                                         \
+            T wk_ = (UPDATE);                                                 \
+            part_[k_] += wk_ * wk_;                                           \
+        }                                                                     \
+        for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++)                           \
+            acc_[k_] += (double)part_[k_];                                    \
+    }                                                                         \
+    *sq = cymlp_lane_total(acc_);
+
 /* SGD with (Nesterov) momentum. g = (g_raw + alpha w) * inv_n;
  * v = mu v - lr g; w += nesterov ? mu v - lr g : v. */
 #define CYMLP_SGD_STEP(NAME, T)                                               \
+    static inline T NAME##_one(                                               \
+        T *restrict w, const T *restrict g_raw, T *restrict velocity,        \
+        ptrdiff_t i, T alpha, T inv_n, T lr, T mu, int nesterov)              \
+    {                                                                         \
+        T g = (g_raw[i] + alpha * w[i]) * inv_n;                              \
+        T v = mu * velocity[i] - lr * g;                                      \
+        velocity[i] = v;                                                      \
+        return w[i] = w[i] + (nesterov ? mu * v - lr * g : v);                \
+    }                                                                         \
     CYMLP_MULTIVERSION static void NAME(                                      \
         T *restrict w, const T *restrict g_raw, T *restrict velocity,        \
-        ptrdiff_t size, T alpha, T inv_n, T lr, T mu, int nesterov)           \
+        ptrdiff_t size, T alpha, T inv_n, T lr, T mu, int nesterov,           \
+        double *restrict sq)                                                  \
     {                                                                         \
-        for (ptrdiff_t i = 0; i < size; i++) {                                \
-            T g = (g_raw[i] + alpha * w[i]) * inv_n;                          \
-            T v = mu * velocity[i] - lr * g;                                  \
-            velocity[i] = v;                                                  \
-            w[i] = w[i] + (nesterov ? mu * v - lr * g : v);                   \
-        }                                                                     \
+        CYMLP_STEP_LOOP(T, NAME##_one(w, g_raw, velocity, idx, alpha, inv_n, lr,  \
+                                   mu, nesterov))                             \
     }
 
 /* Adam with the bias-corrected rate lr_t: m and v move toward g and g^2,
  * w -= lr_t m / (sqrt(v) + eps). */
 #define CYMLP_ADAM_STEP(NAME, T, SQRT)                                        \
+    static inline T NAME##_one(                                               \
+        T *restrict w, const T *restrict g_raw, T *restrict m,               \
+        T *restrict v, ptrdiff_t i, T alpha, T inv_n, T b1, T c1,             \
+        T b2, T c2, T eps, T lr_t)                                            \
+    {                                                                         \
+        T g = (g_raw[i] + alpha * w[i]) * inv_n;                              \
+        T mi = b1 * m[i] + c1 * g;                                            \
+        T vi = b2 * v[i] + c2 * (g * g);                                      \
+        m[i] = mi;                                                            \
+        v[i] = vi;                                                            \
+        return w[i] = w[i] + (-lr_t * mi) / (SQRT(vi) + eps);                 \
+    }                                                                         \
     CYMLP_MULTIVERSION static void NAME(                                      \
         T *restrict w, const T *restrict g_raw, T *restrict m,               \
         T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
-        T b2, T c2, T eps, T lr_t)                                            \
+        T b2, T c2, T eps, T lr_t, double *restrict sq)                       \
     {                                                                         \
-        for (ptrdiff_t i = 0; i < size; i++) {                                \
-            T g = (g_raw[i] + alpha * w[i]) * inv_n;                          \
-            T mi = b1 * m[i] + c1 * g;                                        \
-            T vi = b2 * v[i] + c2 * (g * g);                                  \
-            m[i] = mi;                                                        \
-            v[i] = vi;                                                        \
-            w[i] = w[i] + (-lr_t * mi) / (SQRT(vi) + eps);                    \
-        }                                                                     \
+        CYMLP_STEP_LOOP(T, NAME##_one(w, g_raw, m, v, idx, alpha, inv_n, b1, c1,  \
+                                   b2, c2, eps, lr_t))                        \
     }
 
 CYMLP_SGD_STEP(cymlp_sgd_step_f, float)
