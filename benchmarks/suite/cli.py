@@ -32,6 +32,10 @@ def main(argv=None):
                              "(threadpoolctl, cymlp's engine included) and torch")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch loop even when torch is installed")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="time the PyTorch training loop eager only, without its "
+                             "torch.compile variant (which compiles for tens of seconds "
+                             "per batch shape on the first run)")
     parser.add_argument("--json", metavar="PATH",
                         help="also write the rows as JSON (the docs gallery plots "
                              "benchmarks/results.json)")
@@ -49,7 +53,9 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown workload(s) {unknown}; choose from "
                          f"{[s.name for s in SPECS]}")
-    use_torch = torch is not None and not args.no_torch
+    use_torch = ()  # the variants of the PyTorch loop to time (see runners)
+    if torch is not None and not args.no_torch:
+        use_torch = ("eager",) if args.no_compile else ("eager", "compiled")
 
     limiter = None
     if args.blas_threads is not None:

@@ -57,7 +57,8 @@ def print_results(rows, mem_rows, quick=False):
         body.append([
             r.name, r.unit,
             fmt_time(r.best("sklearn"), r.unit), fmt_time(r.best("cymlp"), r.unit),
-            fmt_time(r.best("torch"), r.unit),
+            fmt_time(r.best("torch"), r.unit) + (" (c)" if r.torch_variant == "compiled"
+                                                  else ""),
             fmt_time(min(r.floor), r.unit) if r.floor else "-",
             f"{ratio:.2f}x{base}", f"{r.ratio_med():.2f}x",
             f">={r.sk_target:g}x", sk_ok,
@@ -93,7 +94,8 @@ def print_results(rows, mem_rows, quick=False):
               "(scipy's BLAS, wrapper overhead subtracted).")
         print("sk/floor = sklearn / GEMM floor: the largest speedup over sklearn that an "
               "implementation doing these GEMMs on this BLAS can reach.")
-        print("torch/cy = PyTorch loop / cymlp (above 1: cymlp is faster).")
+        print("torch/cy = PyTorch loop / cymlp (above 1: cymlp is faster); torch (c): "
+              "its torch.compile'd loop was faster than eager (see the notes).")
         for r in rows:
             for i, n in enumerate(r.notes):
                 print(f"  {r.name if i == 0 else '':<13} {n}")
@@ -150,7 +152,9 @@ def print_header(args, threads):
     if torch is not None and not args.no_torch:
         print(f"torch: torch.set_num_threads({torch.get_num_threads()}) to match scipy's "
               f"BLAS; torch's own BLAS: "
-              f"{'MKL' if torch.backends.mkl.is_available() else 'not MKL'}")
+              f"{'MKL' if torch.backends.mkl.is_available() else 'not MKL'}; training "
+              + ("eager only (--no-compile)" if args.no_compile else
+                 "eager and torch.compile'd, the faster one shown"))
     for line in blas_report():
         print("  " + line)
     if load and load[0] > 0.5 and (threads or 1) > 1:
@@ -199,6 +203,7 @@ def write_json(path, rows, threads):
                 "cymlp_over_floor": num(r.floor_multiple()),
                 "exact_bound": num(r.exact_bound()),
                 "floor_target": num(r.spec.floor_target),
+                "torch_variant": r.torch_variant,
             }
             for r in rows
         ],

@@ -17,6 +17,7 @@ class Row:
     exact_floor: list = None  # GEMM floor + optimizer steps, seconds per repeat
     sk_target: float = None
     notes: list = field(default_factory=list)
+    torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
 
     def best(self, lib):
         t = self.times.get(lib)
