@@ -8,7 +8,14 @@ from common import blas_threads, load_average, threadpool_limits
 from .libs import torch
 from .report import list_workloads, print_header, print_results, write_json
 from .runners import RUNNERS
-from .specs import ALIASES, MNIST_ROWS, SPEC_BY_NAME, SPECS, Data, default_repeats
+from .specs import (
+    MNIST_ROWS,
+    SPEC_BY_NAME,
+    SPECS,
+    Data,
+    default_repeats,
+    workload_names,
+)
 
 
 def main(argv=None):
@@ -18,8 +25,8 @@ def main(argv=None):
                         help="smoke run (under a minute): fewer epochs and repeats, "
                              f"{MNIST_ROWS[1]}-row MNIST-shaped data")
     parser.add_argument("--only", action="append", metavar="NAMES",
-                        help="run only these workloads (comma-separated, repeatable); "
-                             "see --list")
+                        help="run only these workloads (comma-separated, repeatable; "
+                             "'step' runs every step-* workload); see --list")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     parser.add_argument("--repeats", type=int, default=None,
                         help="repeats per library and workload (default: 5 digits/cancer, "
@@ -46,8 +53,8 @@ def main(argv=None):
         return
     names = [s.name for s in SPECS]
     if args.only:
-        names = [ALIASES.get(n.strip(), n.strip())
-                 for arg in args.only for n in arg.split(",") if n.strip()]
+        names = [name for arg in args.only for n in arg.split(",") if n.strip()
+                 for name in workload_names(n.strip())]
         names = list(dict.fromkeys(names))  # once each, in the order given
         unknown = [n for n in names if n not in SPEC_BY_NAME]
         if unknown:

@@ -12,6 +12,20 @@ import numpy as np
 from scipy.linalg import blas as scipy_blas
 
 
+def layer_shapes(units):
+    """The shapes of a network's weights, then its biases (scikit-learn's order).
+
+    ``units`` are the layer widths, input to output: [n_features, *hidden, n_out].
+    """
+    pairs = list(zip(units[:-1], units[1:]))
+    return [(a, b) for a, b in pairs] + [(b,) for _, b in pairs]
+
+
+def count_params(units):
+    """How many parameters a network of layer widths ``units`` has."""
+    return sum(int(np.prod(shape)) for shape in layer_shapes(units))
+
+
 class _NetTiming:
     """Times one epoch's worth of work with the Python call overhead taken out.
 

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.validation import validate_data
 
-from .floors import GemmFloor, StepFloor
+from .floors import GemmFloor, StepFloor, count_params
 from .libs import CYMLP_ERROR, CyMLP, SkMLP
 from .measure import fixed_epochs, interleaved
 from .report import plural
@@ -82,10 +82,8 @@ def run_grid(spec, data, quick, repeats, use_torch):
         for hidden in grid["hidden_layer_sizes"]:
             for batch in grid["batch_size"]:
                 units = [X.shape[1], *hidden, len(np.unique(y))]
-                n_params = sum(units[i] * units[i + 1] + units[i + 1]
-                               for i in range(len(units) - 1))
                 exact_parts.append(GemmFloor(X[:n_train], units, batch).epoch)
-                exact_parts.append(StepFloor(n_params, X.dtype, "adam",
+                exact_parts.append(StepFloor(count_params(units), X.dtype, "adam",
                                              -(-n_train // batch)).epoch)
         runs["exact"] = lambda: 3 * epochs * sum(part() for part in exact_parts)
         runs["search-only"] = search(NoTrainingClassifier, 1)

@@ -18,6 +18,7 @@ class Row:
     sk_target: float = None
     notes: list = field(default_factory=list)
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
+    params: int = None        # step-* rows: how many parameters one step updates
 
     def best(self, lib):
         t = self.times.get(lib)

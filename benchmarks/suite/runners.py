@@ -1,4 +1,4 @@
-"""The runners of the train, predict and latency workloads, and RUNNERS.
+"""The runners of the train, predict and latency workloads, and RUNNERS (all kinds).
 
 A runner takes (spec, data, quick, repeats, use_torch) and returns a list of
 rows: ``rows.Row`` objects, or ``memory``'s tuples for the memory table.
@@ -13,13 +13,14 @@ import numpy as np
 
 from common import threadpool_limits
 
-from .floors import GemmFloor, StepFloor
+from .floors import GemmFloor, StepFloor, count_params
 from .grid import run_grid
 from .libs import CYMLP_ERROR, CyMLP, SkMLP
 from .measure import fit_model, interleaved, max_coef_diff
 from .memory import run_memory
 from .report import fmt_time, plural
 from .rows import Row
+from .steps import run_step
 from .torch_ref import (
     keep_faster_torch,
     torch_fit,
@@ -49,7 +50,7 @@ def run_train(spec, data, quick, repeats, use_torch):
     batch = min(params["batch_size"], len(X))
     floor = GemmFloor(X, units, batch)
     floor.epoch()
-    n_params = sum(units[i] * units[i + 1] + units[i + 1] for i in range(len(units) - 1))
+    n_params = count_params(units)
     step = (StepFloor(n_params, X.dtype, params.get("solver", "adam"), -(-len(X) // batch))
             if CYMLP_ERROR is None else None)
 
@@ -174,4 +175,4 @@ def run_latency(spec, data, quick, repeats, use_torch):
 
 
 RUNNERS = {"train": run_train, "predict": run_predict, "latency": run_latency,
-           "grid": run_grid, "memory": run_memory}
+           "grid": run_grid, "memory": run_memory, "step": run_step}

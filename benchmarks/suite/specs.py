@@ -11,7 +11,7 @@ from common import make_breast_cancer, make_digits, make_mnist_like
 class Spec:
     name: str
     desc: str
-    kind: str                 # train | predict | latency | grid | memory
+    kind: str                 # train | predict | latency | grid | memory | step
     sk_target: float = None   # baseline / cymlp >= this
     floor_target: float = None  # cymlp / GEMM floor <= this
     torch_target: float = None  # torch / cymlp >= this
@@ -55,9 +55,26 @@ SPECS = [
          "grid", 8, extra=dict(threads_target=1.6)),
     Spec("memory-f32", "peak memory of fit, MNIST-shaped {mnist}x784 float32, 1 epoch",
          "memory", extra=dict(growth_target=0.25)),
+] + [
+    Spec(f"step-{solver}-f{bits}",
+         f"one {solver} step alone, float{bits}, ns per parameter: the (100,) networks "
+         "of MNIST-shaped data and of digits",
+         "step", extra=dict(solver=solver, dtype=dtype))
+    for solver in ("adam", "sgd")
+    for bits, dtype in ((64, np.float64), (32, np.float32))
 ]
 SPEC_BY_NAME = {s.name: s for s in SPECS}
-ALIASES = {"grid-nj1": "grid", "grid-thr2": "grid", "memory": "memory-f32"}  # table row names
+# table row names -> their workload, for --only
+ALIASES = {"grid-nj1": "grid", "grid-thr2": "grid", "memory": "memory-f32"}
+ALIASES.update({f"{s.name}-{net}": s.name for s in SPECS if s.kind == "step"
+                for net in ("mnist", "digits")})
+# names of several workloads at once, for --only
+GROUPS = {"step": [s.name for s in SPECS if s.kind == "step"]}
+
+
+def workload_names(name):
+    """The workloads that ``name`` (a workload, a table row or a group) stands for."""
+    return GROUPS.get(name) or [ALIASES.get(name, name)]
 
 
 def default_repeats(spec, quick):
@@ -65,7 +82,7 @@ def default_repeats(spec, quick):
         return {"latency": 3, "predict": 3, "grid": 1}.get(spec.kind, 2)
     if spec.kind == "train":
         return 5 if spec.extra["data"] in ("digits", "cancer") else 3
-    return {"predict": 7, "latency": 7, "grid": 3, "memory": 1}[spec.kind]
+    return {"predict": 7, "latency": 7, "grid": 3, "memory": 1, "step": 5}[spec.kind]
 
 
 class Data:
