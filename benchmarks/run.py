@@ -8,7 +8,7 @@ one table of times and ratios, with each ratio's target and whether it is met.
 
     python benchmarks/run.py --blas-threads 1   # full run: 3-6 minutes on 2 busy cores
     python benchmarks/run.py                    # BLAS threads as set (see README: noisy)
-    python benchmarks/run.py --quick            # smoke run: under a minute
+    python benchmarks/run.py --quick            # smoke run: about a minute
     python benchmarks/run.py --only mnist-f32,grid
     python benchmarks/run.py --list             # workload names and targets
 
