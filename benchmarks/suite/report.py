@@ -44,6 +44,13 @@ def table(header, body):
                      [line(r) for r in body])
 
 
+def print_notes(rows, width):
+    """Each row's notes, one a line, the row's name (``width`` wide) on the first."""
+    for r in rows:
+        for i, n in enumerate(r.notes):
+            print(f"  {r.name if i == 0 else '':<{width}} {n}")
+
+
 def print_step_table(rows):
     """The step-* rows, in a table of their own: ns per parameter and step."""
     print()
@@ -59,9 +66,7 @@ def print_step_table(rows):
           "optimizer's update_params, Python overhead included")
     print("(its L2 term and division by the batch size, done in _backprop, not counted). "
           "torch: opt.step(), fused Adam / fused SGD.")
-    for r in rows:
-        for i, n in enumerate(r.notes):
-            print(f"  {r.name if i == 0 else '':<20} {n}")
+    print_notes(rows, 20)
 
 
 def print_results(rows, mem_rows, quick=False):
@@ -120,9 +125,7 @@ def print_results(rows, mem_rows, quick=False):
               "implementation doing these GEMMs on this BLAS can reach.")
         print("torch/cy = PyTorch loop / cymlp (above 1: cymlp is faster); torch (c): "
               "its torch.compile'd loop was faster than eager (see the notes).")
-        for r in rows:
-            for i, n in enumerate(r.notes):
-                print(f"  {r.name if i == 0 else '':<13} {n}")
+        print_notes(rows, 13)
 
     if step_rows:
         print_step_table(step_rows)
