@@ -6,7 +6,8 @@
 ``floors``     the GEMM floor and the optimizer steps alone (GemmFloor, StepFloor)
 ``torch_ref``  the PyTorch reference loop (eager fused Adam, and torch.compile)
 ``rows``       one result row: times per library, ratios, bounds
-``runners``    one runner per workload kind: train, predict, latency, grid
+``runners``    the train, predict and latency runners; RUNNERS, one per workload kind
+``grid``       the grid-search runner (serial and threaded GridSearchCV)
 ``memory``     the peak-memory runner and its two measures
 ``steps``      the optimizer step alone, ns per parameter (the step-* rows)
 ``report``     the header, the table, the notes, --list and the JSON file
