@@ -15,14 +15,33 @@ from scipy.linalg import blas as scipy_blas
 def layer_shapes(units):
     """The shapes of a network's weights, then its biases (scikit-learn's order).
 
-    ``units`` are the layer widths, input to output: [n_features, *hidden, n_out].
+    Parameters
+    ----------
+    units : sequence of int
+        The layer widths, input to output: ``[n_features, *hidden, n_out]``.
+
+    Returns
+    -------
+    list of tuple
+        ``(units[i], units[i + 1])`` for each weight matrix, then
+        ``(units[i + 1],)`` for each bias vector.
     """
     pairs = list(zip(units[:-1], units[1:]))
     return [(a, b) for a, b in pairs] + [(b,) for _, b in pairs]
 
 
 def count_params(units):
-    """How many parameters a network of layer widths ``units`` has."""
+    """How many parameters (weights and biases) a network of layer widths ``units`` has.
+
+    Parameters
+    ----------
+    units : sequence of int
+        The layer widths, input to output.
+
+    Returns
+    -------
+    int
+    """
     return sum(int(np.prod(shape)) for shape in layer_shapes(units))
 
 

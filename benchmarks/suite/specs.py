@@ -73,7 +73,19 @@ GROUPS = {"step": [s.name for s in SPECS if s.kind == "step"]}
 
 
 def workload_names(name):
-    """The workloads that ``name`` (a workload, a table row or a group) stands for."""
+    """The workloads that ``name`` stands for.
+
+    Parameters
+    ----------
+    name : str
+        A workload (``SPECS``), a table row (``ALIASES``) or a group (``GROUPS``).
+
+    Returns
+    -------
+    list of str
+        Workload names; an unknown name comes back as it is, for the caller
+        to report.
+    """
     return GROUPS.get(name) or [ALIASES.get(name, name)]
 
 

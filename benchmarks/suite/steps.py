@@ -41,7 +41,18 @@ ALPHA, BATCH = 1e-4, 32
 
 
 def _split(flat, shapes):
-    """Views of the 1-d array ``flat`` cut into arrays of ``shapes``, in order."""
+    """Views of the 1-d array ``flat`` cut into arrays of ``shapes``, in order.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (n,)
+    shapes : list of tuple
+        Whose sizes add up to at most ``n``.
+
+    Returns
+    -------
+    list of ndarray
+    """
     out, start = [], 0
     for shape in shapes:
         size = int(np.prod(shape))
@@ -53,8 +64,19 @@ def _split(flat, shapes):
 def sklearn_steps(floor, shapes):
     """A timed run of ``floor.n_batches`` of scikit-learn's optimizer steps.
 
-    The parameters start from ``floor``'s values and take ``floor``'s gradient,
-    so every library does the same arithmetic. Returns the run (-> seconds).
+    Parameters
+    ----------
+    floor : StepFloor
+        cymlp's timing of the same steps: the parameters start from its
+        values and take its gradient, so every library does the same
+        arithmetic, with its solver and number of steps.
+    shapes : list of tuple
+        The network's parameter shapes (``layer_shapes``).
+
+    Returns
+    -------
+    callable
+        A fresh run of the steps on every call, returning its seconds.
     """
     grads = _split(floor.grad, shapes)
 
@@ -73,7 +95,10 @@ def sklearn_steps(floor, shapes):
 
 
 def torch_steps(floor, shapes):
-    """The same steps through the PyTorch loop's optimizer; returns the run."""
+    """The same steps through the PyTorch loop's optimizer (``make_optimizer``).
+
+    The parameters and the returned run are those of ``sklearn_steps``.
+    """
     grads = [torch.from_numpy(g) for g in _split(floor.grad, shapes)]
     n_weights = len(shapes) // 2  # layer_shapes: the weights, then the biases
 
@@ -92,6 +117,26 @@ def torch_steps(floor, shapes):
 
 
 def run_step(spec, data, quick, repeats, use_torch):
+    """Time one optimizer step alone per parameter: a row per network of ``NETWORKS``.
+
+    Parameters
+    ----------
+    spec : Spec
+        A step-* workload: ``spec.extra`` names the solver and dtype.
+    data : Data
+        Unused: the steps take random values, not a data set.
+    quick : bool
+        Fewer steps per timed run (``PARAM_STEPS``).
+    repeats : int
+        Interleaved repeats per library.
+    use_torch : tuple of str
+        Empty: no torch column.
+
+    Returns
+    -------
+    list of Row
+        Times in seconds per parameter and step (unit "ns/param").
+    """
     if CYMLP_ERROR is not None:  # the step is cymlp's compiled loop: nothing to time
         print(f"  {spec.name}: skipped, cymlp is not importable")
         return []

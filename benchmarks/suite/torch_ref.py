@@ -126,8 +126,19 @@ def torch_fit(X, y, params, epochs, seed=0, compiled=False):
 def warm_compiled(X, y, params):
     """Compile the loop for X's batch shapes in one untimed epoch.
 
-    Returns None, or why torch.compile failed here (its first line): the
-    torch column then stays eager, and the row's note says why.
+    Parameters
+    ----------
+    X, y : ndarray
+        The workload's data, all of it: its batch shapes are the timed fits'.
+    params : dict
+        The workload's MLP parameters (``hidden_layer_sizes``, ``solver``,
+        ``batch_size``).
+
+    Returns
+    -------
+    str or None
+        None, or why torch.compile failed here (the error's type and first
+        line): the torch column then stays eager, and the row's note says why.
     """
     try:
         torch_fit(X, y, params, 1, compiled=True)
@@ -140,10 +151,21 @@ def warm_compiled(X, y, params):
 def keep_faster_torch(times, compile_error=None):
     """Keep the faster torch variant's times under ``times["torch"]``.
 
-    ``times`` maps a library to its seconds per repeat, with the eager loop
-    under "torch" and the compiled one under "torch-compiled" (removed here).
-    Returns (variant, note): "eager" or "compiled", and a line for the row's
-    notes that gives both times, or why there is no compiled time.
+    Parameters
+    ----------
+    times : dict
+        Library -> seconds per repeat, with the eager loop under "torch" and
+        the compiled one under "torch-compiled"; changed in place: the
+        faster one's times end under "torch", and "torch-compiled" goes.
+    compile_error : str or None
+        What ``warm_compiled`` returned.
+
+    Returns
+    -------
+    variant : {"eager", "compiled"} or None
+        Which loop the torch column shows (None: torch was not timed).
+    note : str or None
+        A line for the row's notes: both times, or why there is no compiled one.
     """
     if "torch" not in times:
         return None, None
