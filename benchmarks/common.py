@@ -1,7 +1,8 @@
-"""Shared by the benchmark scripts: the data sets and the machine description.
+"""Shared by the benchmark suite: the data sets and the machine description.
 
-Imported by ``bench_epoch.py`` and ``run.py`` from this directory (run them as
-``python benchmarks/<script>.py``: the script's directory is then on sys.path).
+Imported as a top-level module by the package ``suite`` of this directory,
+which ``run.py`` runs (``python benchmarks/run.py``: the script's directory is
+then on sys.path).
 """
 
 import os

@@ -16,6 +16,8 @@ Training rows are seconds per epoch; ``predict-*`` rows are one call of
 ``predict_proba``; ``grid-*`` rows a whole ``GridSearchCV``. The ``grid-thr2``
 row compares cymlp with itself: joblib's threading backend with two jobs
 against one, which works because cymlp releases the GIL for every epoch.
+``step-*`` rows, in results written by a suite that has them, time one
+optimizer step alone (nanoseconds per parameter) and have no target.
 """
 
 # %%

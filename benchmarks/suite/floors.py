@@ -1,0 +1,204 @@
+"""The floors: one epoch's matrix products alone, and its optimizer steps alone.
+
+Both time only the work that any implementation reproducing scikit-learn's
+weights must do, so "sklearn / (GEMM floor + steps)" bounds the speedup such
+an implementation can reach on this BLAS.
+"""
+
+import time
+import tracemalloc
+
+import numpy as np
+from scipy.linalg import blas as scipy_blas
+
+
+def layer_shapes(units):
+    """The shapes of a network's weights, then its biases (scikit-learn's order).
+
+    Parameters
+    ----------
+    units : sequence of int
+        The layer widths, input to output: ``[n_features, *hidden, n_out]``.
+
+    Returns
+    -------
+    list of tuple
+        ``(units[i], units[i + 1])`` for each weight matrix, then
+        ``(units[i + 1],)`` for each bias vector.
+    """
+    pairs = list(zip(units[:-1], units[1:]))
+    return [(a, b) for a, b in pairs] + [(b,) for _, b in pairs]
+
+
+def count_params(units):
+    """How many parameters (weights and biases) a network of layer widths ``units`` has.
+
+    Parameters
+    ----------
+    units : sequence of int
+        The layer widths, input to output.
+
+    Returns
+    -------
+    int
+    """
+    return sum(int(np.prod(shape)) for shape in layer_shapes(units))
+
+
+class _NetTiming:
+    """Times one epoch's worth of work with the Python call overhead taken out.
+
+    A subclass sets ``work`` (the epoch's calls or buffers), ``tiny`` (the same
+    number of calls on size-1 operands) and ``_run(work) -> seconds``. The
+    overhead is the best of 5 runs of ``tiny``, measured once.
+    """
+
+    _overhead = None
+
+    def overhead(self):
+        """Seconds of call overhead per epoch."""
+        if self._overhead is None:
+            self._overhead = min(self._run(self.tiny) for _ in range(5))
+        return self._overhead
+
+    def epoch(self):
+        """Net seconds of one epoch's work (call overhead subtracted)."""
+        return max(self._run(self.work) - self.overhead(), 1e-9)
+
+
+class GemmFloor(_NetTiming):
+    """The matrix products of one training epoch, and nothing else.
+
+    For a network with layer widths u[0..L] and a minibatch of b rows, per batch:
+      forward    A[i+1] = A[i] @ W[i]            i = 0..L-1   (A[0] = the batch of X)
+      gradients  G[i]   = A[i]^T @ D[i]          i = L-1..0
+      deltas     D[i-1] = D[i] @ W[i]^T          i = L-1..1   (none for the input layer)
+    i.e. 3L - 1 GEMMs per batch, on contiguous batches X[s:s+b].
+
+    Every operand is C-contiguous, as in cymlp, and is handed to scipy's f2py
+    wrappers (scipy.linalg.blas.[sd]gemm) as its transpose -- a Fortran-ordered
+    view of the same memory -- so the wrappers copy nothing: row-major
+    C = A @ B is computed as column-major C^T = B^T A^T. The output is written
+    in place (overwrite_c). __init__ checks with tracemalloc that no call copies.
+
+    Each wrapper call also costs a few microseconds of Python and argument
+    parsing that cymlp (calling BLAS from Cython) does not pay. That cost is
+    measured in the same run (the same number of calls on 1x1 operands) and
+    subtracted: ``epoch()`` returns the net time of the products.
+    """
+
+    def __init__(self, X, layer_units, batch_size, seed=0):
+        dt = X.dtype
+        self.gemm = scipy_blas.sgemm if dt == np.float32 else scipy_blas.dgemm
+        rng = np.random.default_rng(seed)
+        u = list(layer_units)
+        L = len(u) - 1
+        n = X.shape[0]
+        W = [(rng.standard_normal((u[i], u[i + 1])) / np.sqrt(u[i])).astype(dt)
+             for i in range(L)]
+        G = [np.empty_like(w) for w in W]
+        buffers = {}  # batch rows -> (activations A[1..L], deltas D[0..L-1])
+
+        def bufs(b):
+            if b not in buffers:
+                A = [np.empty((b, u[i]), dt) for i in range(1, L + 1)]
+                D = [(rng.standard_normal((b, u[i + 1])) * 0.1).astype(dt) for i in range(L)]
+                buffers[b] = (A, D)
+            return buffers[b]
+
+        calls = []  # (a, b, c, trans_a, trans_b): c^T = op(a) op(b), Fortran views
+        for s in range(0, n, batch_size):
+            Xb = X[s : s + batch_size]
+            A_h, D = bufs(Xb.shape[0])
+            A = [Xb] + A_h
+            for i in range(L):
+                calls.append((W[i].T, A[i].T, A[i + 1].T, 0, 0))
+            for i in range(L - 1, -1, -1):
+                calls.append((D[i].T, A[i].T, G[i].T, 0, 1))
+                if i > 0:
+                    calls.append((W[i].T, D[i].T, D[i - 1].T, 1, 0))
+        self.calls = calls
+        one = np.ones((1, 1), dt, order="F")
+        self.tiny = [(one, one, np.ones((1, 1), dt, order="F"), 0, 0)] * len(calls)
+        self.flops = 2.0 * sum(
+            a.shape[1 if ta else 0] * a.shape[0 if ta else 1] * c.shape[1]
+            for a, _, c, ta, _ in calls
+        )
+        self.work = calls
+        self._check_no_copy()
+
+    def _run(self, calls):
+        gemm = self.gemm
+        start = time.perf_counter()
+        for a, b, c, ta, tb in calls:
+            gemm(1.0, a, b, 0.0, c, ta, tb, 1)
+        return time.perf_counter() - start
+
+    def _check_no_copy(self):
+        """Raise if a wrapper call copies an operand (the floor would be wrong).
+
+        Each product of the first batches runs under tracemalloc; a copy would
+        allocate at least the size of the smallest operand. (Below 256 bytes
+        the wrapper's own small Python objects are indistinguishable from a
+        copy, and such a copy would cost nothing measurable.)"""
+        calls = self.calls[: 8]
+        self._run(calls)  # warm-up
+        for call in calls:
+            tracemalloc.start()
+            try:
+                self._run([call])
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            if peak >= max(256, min(op.nbytes for op in call[:3])):
+                raise RuntimeError("GEMM floor: a BLAS wrapper copied an operand "
+                                   f"({peak} bytes traced); shapes "
+                                   f"{[op.shape for op in call[:3]]}")
+        # and the products are right: C = op(A) op(B), written in place
+        self._run(self.calls[:1])
+        a, b, c, _, _ = self.calls[0]  # the first forward product, as computed
+        if not np.allclose(c, a @ b, rtol=1e-3, atol=1e-3):
+            raise RuntimeError("GEMM floor: in-place product check failed")
+
+
+class StepFloor(_NetTiming):
+    """The optimizer updates of one training epoch, and nothing else.
+
+    One step over all parameters per minibatch, with scikit-learn's arithmetic
+    (Adam: a square root and a division per parameter; SGD: a few multiplies),
+    through cymlp's compiled step (the same C loop the engine runs, vectorised
+    for the machine). Any implementation that reproduces sklearn's weights
+    must do this work on top of the GEMMs, so "GEMM floor + step" bounds what
+    an exact implementation can reach: sklearn / (floor + step). Wrapper
+    overhead is measured on size-1 buffers and subtracted, as in GemmFloor.
+    """
+
+    def __init__(self, n_params, dtype, solver, n_batches, seed=0):
+        from cymlp import _engine  # test hook of the compiled step
+
+        self.step = _engine._kernel_optimizer_step
+        self.solver = solver
+        self.n_batches = n_batches
+        rng = np.random.default_rng(seed)
+        self.params0 = (rng.standard_normal(n_params) * 0.1).astype(dtype)
+        self.grad = (rng.standard_normal(n_params) * 0.1).astype(dtype)
+        self.work = self._buffers(n_params, dtype)
+        self.tiny = self._buffers(1, dtype)
+
+    def _buffers(self, n, dtype):
+        params = self.params0[:n].copy()
+        state2 = np.zeros(n, dtype) if self.solver == "adam" else None
+        return params, self.grad[:n], np.zeros(n, dtype), state2
+
+    def _run(self, bufs):
+        params, grad, state1, state2 = bufs
+        params[...] = self.params0[: len(params)]  # a fresh start: no drift to subnormals
+        state1[...] = 0
+        if state2 is not None:
+            state2[...] = 0
+        step, kind = self.step, self.solver
+        start = time.perf_counter()
+        for _ in range(self.n_batches):
+            step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3)
+        return time.perf_counter() - start
+

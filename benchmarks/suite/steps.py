@@ -1,0 +1,164 @@
+"""The step-* rows: one optimizer step alone, in nanoseconds per parameter.
+
+For one optimizer and dtype, on the parameter count of two networks of the
+training rows (the (100,) network on MNIST-shaped data and on digits), this
+times a minibatch's optimizer step over every parameter, and nothing else:
+
+* cymlp: its compiled step (``StepFloor``: the C loop the engine runs, with
+  the Python call overhead measured on size-1 buffers and subtracted, since
+  the engine calls it from C);
+* scikit-learn: its own step, ``update_params`` of its optimizer
+  (``_get_updates`` and the in-place add), over lists of arrays of the
+  network's shapes. Its Python overhead is included: sklearn pays it on every
+  minibatch. Its L2 term and the division by the batch size, which cymlp's
+  step also does, happen in sklearn's ``_backprop`` and are not counted here;
+* torch, when installed: ``opt.step()`` of the PyTorch loop's optimizer
+  (fused Adam; SGD with Nesterov momentum) over tensors of those shapes.
+
+Each time is divided by steps x parameters. The rows have no target: the
+Adam step is the square root and division per parameter that bound every
+exact implementation (README, "The optimizer steps").
+"""
+
+import time
+
+import numpy as np
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+
+from .floors import StepFloor, count_params, layer_shapes
+from .libs import CYMLP_ERROR, torch
+from .measure import interleaved
+from .report import plural
+from .rows import Row
+from .torch_ref import make_optimizer
+
+# (row suffix, layer widths): the (100,) networks of mnist-* and digits-*
+NETWORKS = (("mnist", (784, 100, 10)), ("digits", (64, 100, 10)))
+# parameter updates per timed run (full, quick): 20-300 ms for each library
+PARAM_STEPS = (16_000_000, 4_000_000)
+# StepFloor's step: L2 alpha 1e-4 on a batch of 32 rows, learning rate 1e-3
+ALPHA, BATCH = 1e-4, 32
+
+
+def _split(flat, shapes):
+    """Views of the 1-d array ``flat`` cut into arrays of ``shapes``, in order.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (n,)
+    shapes : list of tuple
+        Whose sizes add up to at most ``n``.
+
+    Returns
+    -------
+    list of ndarray
+    """
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(flat[start : start + size].reshape(shape))
+        start += size
+    return out
+
+
+def sklearn_steps(floor, shapes):
+    """A timed run of ``floor.n_batches`` of scikit-learn's optimizer steps.
+
+    Parameters
+    ----------
+    floor : StepFloor
+        cymlp's timing of the same steps: the parameters start from its
+        values and take its gradient, so every library does the same
+        arithmetic, with its solver and number of steps.
+    shapes : list of tuple
+        The network's parameter shapes (``layer_shapes``).
+
+    Returns
+    -------
+    callable
+        A fresh run of the steps on every call, returning its seconds.
+    """
+    grads = _split(floor.grad, shapes)
+
+    def run():
+        params = _split(floor.params0.copy(), shapes)
+        if floor.solver == "adam":
+            opt = AdamOptimizer(params, learning_rate_init=1e-3)
+        else:
+            opt = SGDOptimizer(params, learning_rate_init=1e-3, momentum=0.9,
+                               nesterov=True)
+        start = time.perf_counter()
+        for _ in range(floor.n_batches):
+            opt.update_params(params, grads)
+        return time.perf_counter() - start
+    return run
+
+
+def torch_steps(floor, shapes):
+    """The same steps through the PyTorch loop's optimizer (``make_optimizer``).
+
+    The parameters and the returned run are those of ``sklearn_steps``.
+    """
+    grads = [torch.from_numpy(g) for g in _split(floor.grad, shapes)]
+    n_weights = len(shapes) // 2  # layer_shapes: the weights, then the biases
+
+    def run():
+        params = [torch.from_numpy(p).requires_grad_()
+                  for p in _split(floor.params0.copy(), shapes)]
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt = make_optimizer(floor.solver, params[:n_weights], params[n_weights:],
+                             ALPHA / BATCH)
+        start = time.perf_counter()
+        for _ in range(floor.n_batches):
+            opt.step()
+        return time.perf_counter() - start
+    return run
+
+
+def run_step(spec, data, quick, repeats, use_torch):
+    """Time one optimizer step alone per parameter: a row per network of ``NETWORKS``.
+
+    Parameters
+    ----------
+    spec : Spec
+        A step-* workload: ``spec.extra`` names the solver and dtype.
+    data : Data
+        Unused: the steps take random values, not a data set.
+    quick : bool
+        Fewer steps per timed run (``PARAM_STEPS``).
+    repeats : int
+        Interleaved repeats per library.
+    use_torch : tuple of str
+        Empty: no torch column.
+
+    Returns
+    -------
+    list of Row
+        Times in seconds per parameter and step (unit "ns/param").
+    """
+    if CYMLP_ERROR is not None:  # the step is cymlp's compiled loop: nothing to time
+        print(f"  {spec.name}: skipped, cymlp is not importable")
+        return []
+    solver, dtype = spec.extra["solver"], spec.extra["dtype"]
+    rows = []
+    for net, units in NETWORKS:
+        shapes = layer_shapes(units)
+        n_params = count_params(units)
+        n_steps = max(10, PARAM_STEPS[quick] // n_params)
+        floor = StepFloor(n_params, dtype, solver, n_steps)
+        runs = {"sklearn": sklearn_steps(floor, shapes), "cymlp": floor.epoch}
+        if use_torch:
+            runs["torch"] = torch_steps(floor, shapes)
+        for run in runs.values():
+            run()  # warm-up: first-call costs, page faults
+        times = interleaved(runs, repeats)
+        per_param = {lib: [t / (n_steps * n_params) for t in ts]
+                     for lib, ts in times.items()}
+        shape_text = "-".join(map(str, units))
+        notes = [f"{shape_text} network, {n_steps} steps x {plural(repeats, 'repeat')}; "
+                 f"cymlp's call overhead subtracted: "
+                 f"{floor.overhead() / n_steps * 1e6:.2f} us per step"]
+        rows.append(Row(f"{spec.name}-{net}", "ns/param", per_param, spec, notes=notes,
+                        params=n_params))
+    return rows
