@@ -14,7 +14,7 @@ this small a second thread buys nothing, and on a busy machine a BLAS thread
 waiting for a preempted partner makes the timings swing widely.
 A ConvergenceWarning (``max_iter`` reached) is caught and reported in the
 output; every other warning is shown as usual. For careful timings on larger
-data see ``benchmarks/bench_epoch.py`` in the source repository.
+data see ``benchmarks/run.py`` (the benchmark suite) in the source repository.
 """
 
 import argparse
