@@ -22,7 +22,7 @@ import scipy.special
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.math cimport sqrt, pow
@@ -78,6 +78,13 @@ cdef enum:
 # output (never along the summed dimension), each chunk one single-threaded
 # BLAS call, and every sum keeps one order: the results are the same bits
 # with any number of threads.
+#
+# The threads of an engine call form one team (_team.h) for the whole call,
+# an epoch included: one OpenMP region, inside which every pass is a claim
+# loop over its chunks followed by the team's barrier. Every thread runs the
+# same control flow (which minibatch, which layer), so that all meet at every
+# barrier; what only one thread must do (set a shared pointer, write back a
+# result) the leader does, before a barrier that publishes it.
 # ----------------------------------------------------------------------------
 
 cdef extern from *:
@@ -86,13 +93,28 @@ cdef extern from *:
     #include <omp.h>
     #define CYMLP_HAVE_OPENMP 1
     #else
-    /* No OpenMP: prange loops run serially, and so does the engine. */
+    /* No OpenMP: a region runs on the calling thread alone, and so does the
+       engine. */
     static int omp_get_max_threads(void) { return 1; }
+    static int omp_get_num_threads(void) { return 1; }
+    static int omp_get_thread_num(void) { return 0; }
     #define CYMLP_HAVE_OPENMP 0
     #endif
     """
     int omp_get_max_threads() noexcept nogil
+    int omp_get_num_threads() noexcept nogil
+    int omp_get_thread_num() noexcept nogil
     const int CYMLP_HAVE_OPENMP
+
+cdef extern from "_team.h" nogil:
+    ctypedef struct cymlp_team:
+        double* scratch
+    const int CYMLP_TEAM_SCRATCH
+    int cymlp_team_init(cymlp_team* tm)
+    void cymlp_team_free(cymlp_team* tm)
+    void cymlp_team_enter(cymlp_team* tm, int size)
+    Py_ssize_t cymlp_team_claim(cymlp_team* tm)
+    void cymlp_team_barrier(cymlp_team* tm)
 
 # Chunk sizes, measured on the shapes of the benchmarks (see
 # benchmarks/RESULTS.md): below them the cost of waking a thread and of
@@ -166,8 +188,57 @@ cdef inline void blas_restore(int previous) noexcept nogil:
         _blas_set_local(previous)
 
 
+# The calling thread's place in its team, passed to every pass.
+cdef struct Member:
+    cymlp_team* team
+    bint leader               # the thread that does what only one must do
+
+
+cdef inline Py_ssize_t claim(const Member* me) noexcept nogil:
+    """The calling thread's next chunk of the current pass."""
+    return cymlp_team_claim(me.team)
+
+
+cdef inline void sync(const Member* me) noexcept nogil:
+    """The team's barrier: every thread's writes so far are seen by all."""
+    cymlp_team_barrier(me.team)
+
+
+ctypedef void (*team_body)(void* args, const Member* me) noexcept nogil
+
+
+cdef void team_thread(cymlp_team* tm, team_body body, void* args, bint alone) noexcept nogil:
+    """One thread's part of run_team: join the team (alone: a team of one,
+    whatever OpenMP region the caller is in), run the body with
+    single-threaded BLAS."""
+    cdef Member me
+    cdef int previous
+    cymlp_team_enter(tm, 1 if alone else omp_get_num_threads())
+    me.team = tm
+    me.leader = alone or omp_get_thread_num() == 0
+    previous = blas_one_thread()
+    body(args, &me)
+    blas_restore(previous)
+
+
+cdef int run_team(int threads, team_body body, void* args) noexcept nogil:
+    """Run body(args, member) on a team of `threads` threads (one OpenMP
+    region), or on the calling thread alone. 0, or -1 if the team's lock
+    could not be made."""
+    cdef cymlp_team tm
+    if cymlp_team_init(&tm) != 0:
+        return -1
+    if threads <= 1:
+        team_thread(&tm, body, args, True)
+    else:
+        with parallel(num_threads=threads):
+            team_thread(&tm, body, args, False)
+    cymlp_team_free(&tm)
+    return 0
+
+
 cdef void par_gemm(
-    int nt, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+    const Member* me, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     const floating* a, Py_ssize_t lda,     # IN  op(a): m x k
     const floating* b, Py_ssize_t ldb,     # IN  op(b): k x n
     floating* c, Py_ssize_t ldc,           # OUT m x n
@@ -176,47 +247,41 @@ cdef void par_gemm(
     single-threaded BLAS call. A row of op(a) is a row of a, or a column of a
     when trans_a (the weight gradient inp^T delta: split over fan_in, never
     over the rows it sums)."""
-    cdef Py_ssize_t nch = n_chunks(m, 2.0 * m * n * k, GEMM_GRAIN, GEMM_MIN_ROWS), ch, r0
-    cdef int previous
-    if nch == 1:
-        gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1, a, <int> lda,
-             b, <int> ldb, <floating> 0, c, <int> ldc)
-        return
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t nch = n_chunks(m, 2.0 * m * n * k, GEMM_GRAIN, GEMM_MIN_ROWS), r0
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         r0 = chunk_at(m, nch, ch)
-        previous = blas_one_thread()
         gemm(trans_a, trans_b, <int> (chunk_at(m, nch, ch + 1) - r0), <int> n, <int> k,
              <floating> 1, a + (r0 if trans_a else r0 * lda), <int> lda, b, <int> ldb,
              <floating> 0, c + r0 * ldc, <int> ldc)
-        blas_restore(previous)
+        ch = claim(me)
+    sync(me)
 
 
 cdef void par_bias_activate(
-    int nt, floating* z, const floating* bias, Py_ssize_t rows, Py_ssize_t cols, int act,
-    const UnaryLoop* vec, floating* pre, double slope,
+    const Member* me, floating* z, const floating* bias, Py_ssize_t rows, Py_ssize_t cols,
+    int act, const UnaryLoop* vec, floating* pre, double slope,
 ) noexcept nogil:
     """bias_activate in fixed chunks of rows (softmax works row by row)."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), ch, r0
-    if nch == 1:
-        bias_activate(z, bias, rows, cols, act, vec, pre, slope)
-        return
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), r0
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         r0 = chunk_at(rows, nch, ch)
         bias_activate(z + r0 * cols, bias, chunk_at(rows, nch, ch + 1) - r0, cols, act, vec,
                       pre + r0 * cols if pre != NULL else NULL, slope)
+        ch = claim(me)
+    sync(me)
 
 
 cdef void par_derivative(
-    int nt, const floating* a, const floating* z, floating* delta, const floating* mask,
-    Py_ssize_t n, int act, double slope,
+    const Member* me, const floating* a, const floating* z, floating* delta,
+    const floating* mask, Py_ssize_t n, int act, double slope,
 ) noexcept nogil:
     """delta *= f'(z), then times the dropout mask (unless NULL), elementwise
     in fixed chunks."""
-    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0, e1, e
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), e0, e1, e
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         e0 = chunk_at(n, nch, ch)
         e1 = chunk_at(n, nch, ch + 1)
         multiply_derivative(a + e0, z + e0 if z != NULL else NULL, delta + e0, e1 - e0,
@@ -224,51 +289,57 @@ cdef void par_derivative(
         if mask != NULL:
             for e in range(e0, e1):
                 delta[e] = delta[e] * mask[e]
+        ch = claim(me)
+    sync(me)
 
 
 cdef void par_dropout(
-    int nt, const floating* a, floating* dropped, floating* mask, Py_ssize_t n,
+    const Member* me, const floating* a, floating* dropped, floating* mask, Py_ssize_t n,
     double rate, uint64_t* state,
 ) noexcept nogil:
     """dropout_forward in fixed chunks; each chunk starts the generator where
     the serial sequence is at its first value, so the masks do not depend on
-    the split."""
-    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), ch, e0
+    the split. `state` is the calling thread's own copy: every thread moves
+    it past the n values."""
+    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), e0
     cdef uint64_t start = state[0], s
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         e0 = chunk_at(n, nch, ch)
         s = splitmix64_skip(start, e0)
         dropout_forward(a + e0, dropped + e0, mask + e0, chunk_at(n, nch, ch + 1) - e0,
                         rate, &s)
+        ch = claim(me)
     state[0] = splitmix64_skip(start, n)
+    sync(me)
 
 
-cdef void par_column_sums(int nt, const floating* a, floating* out, Py_ssize_t rows,
-                          Py_ssize_t cols) noexcept nogil:
+cdef void par_column_sums(const Member* me, const floating* a, floating* out,
+                          Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     """column_sums in fixed chunks of columns: each column still sums its rows
     in order."""
     # at least 8 columns (a cache line of doubles) per chunk
-    cdef Py_ssize_t nch = n_chunks(cols, <double> rows * cols, PASS_GRAIN, 8), ch, c0
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t nch = n_chunks(cols, <double> rows * cols, PASS_GRAIN, 8), c0
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         c0 = chunk_at(cols, nch, ch)
         column_sums(a + c0, out + c0, rows, chunk_at(cols, nch, ch + 1) - c0, cols)
+        ch = claim(me)
+    sync(me)
 
 
 cdef double par_loss(
-    int nt, const floating* out, const floating* y, const Py_ssize_t* idx,
+    const Member* me, const floating* out, const floating* y, const Py_ssize_t* idx,
     const floating* sw, floating* delta, double* row_loss, Py_ssize_t rows,
     Py_ssize_t cols, int loss, double loss_param,
 ) noexcept nogil:
     """loss_and_delta in fixed chunks of rows; the rows' losses are then added
-    in row order, as the serial kernel adds them."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), ch, r0, r
+    in row order, as the serial kernel adds them (by every thread: each
+    returns the same total)."""
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), r0, r
     cdef double total = 0.0
-    if nch == 1:
-        return loss_and_delta(out, y, idx, sw, delta, NULL, rows, cols, loss, loss_param)
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         r0 = chunk_at(rows, nch, ch)
         # targets and weights are indexed through idx, or consecutive
         loss_and_delta(out + r0 * cols, y if idx != NULL else y + r0 * cols,
@@ -276,19 +347,23 @@ cdef double par_loss(
                        sw + r0 if sw != NULL and idx == NULL else sw,
                        delta + r0 * cols, row_loss + r0, chunk_at(rows, nch, ch + 1) - r0,
                        cols, loss, loss_param)
+        ch = claim(me)
+    sync(me)
     for r in range(rows):
         total += row_loss[r]
     return total
 
 
-cdef void par_gather(int nt, const floating* X, const Py_ssize_t* idx, floating* out,
-                     Py_ssize_t rows, Py_ssize_t n_in) noexcept nogil:
+cdef void par_gather(const Member* me, const floating* X, const Py_ssize_t* idx,
+                     floating* out, Py_ssize_t rows, Py_ssize_t n_in) noexcept nogil:
     """out[r] = X[idx[r]] for the minibatch's rows, in fixed chunks."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * n_in, PASS_GRAIN, 1), ch, r
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * n_in, PASS_GRAIN, 1), r
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         for r in range(chunk_at(rows, nch, ch), chunk_at(rows, nch, ch + 1)):
             memcpy(out + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
+        ch = claim(me)
+    sync(me)
 
 
 cdef inline double step_range(const Optimizer* opt, floating* w, const floating* g,
@@ -318,23 +393,32 @@ cdef inline double step_range(const Optimizer* opt, floating* w, const floating*
     return sq
 
 
-cdef double par_optimizer_step(int nt, const Optimizer* opt, floating* w, const floating* g,
-                               Py_ssize_t n_params, Py_ssize_t n_coefs, double sw_sum,
-                               double lr_t, bint want_sq) noexcept nogil:
+cdef double par_optimizer_step(const Member* me, const Optimizer* opt, floating* w,
+                               const floating* g, Py_ssize_t n_params, Py_ssize_t n_coefs,
+                               double sw_sum, double lr_t, bint want_sq) noexcept nogil:
     """One optimizer step over the packed buffer, in fixed chunks. With
     want_sq, returns the new coefficients' sum of squares (the L2 penalty of
-    the next minibatch), the chunks' sums added in chunk order."""
-    cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1), ch
-    cdef double partial[MAX_CHUNKS]
+    the next minibatch), the chunks' sums added in chunk order (by every
+    thread: each returns the same total)."""
+    cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1)
+    cdef double* partial = me.team.scratch
     cdef double total = 0.0
-    for ch in prange(nch, num_threads=team_size(nt, nch), schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
         partial[ch] = step_range(opt, w, g, chunk_at(n_params, nch, ch),
                                  chunk_at(n_params, nch, ch + 1), n_coefs, sw_sum, lr_t,
                                  want_sq)
+        ch = claim(me)
+    sync(me)
     for ch in range(nch):
         total += partial[ch]
     return total
+
+
+cdef inline bint single(const Member* me) noexcept nogil:
+    """Whether the calling thread takes the current one-chunk pass (for
+    serial work that any one thread may do; end it with sync)."""
+    return claim(me) == 0
 
 
 cdef struct Net:
@@ -501,18 +585,18 @@ cdef struct Tables:
     void** mask               # L + 1 dropout masks, or NULL
     void* gathered            # the rows of a shuffled dense minibatch, or NULL
     double* row_loss          # one loss per row (for a split of the loss pass)
-    int nt                    # threads this call may use
 
 
 cdef void forward_rows(
-    const Net* net, Tables* t, Py_ssize_t rows,
+    const Member* me, const Net* net, Tables* t, Py_ssize_t rows,
     const floating* sp_data, const SparseRows* sp, Dropout* drop,
 ) noexcept nogil:
-    """act[i + 1] = f(inp[i] @ W[i] + b[i]) for every layer.
+    """act[i + 1] = f(inp[i] @ W[i] + b[i]) for every layer, by the team.
 
     The input is act[0] (dense rows), or the CSR minibatch sp when sp != NULL.
-    With drop (training only), hidden layers with a dropout rate also get a
-    mask and a dropped-out copy inp[i + 1], which the next layer reads.
+    With drop (training only: the calling thread's copy), hidden layers with a
+    dropout rate also get a mask and a dropped-out copy inp[i + 1], which the
+    next layer reads.
     """
     cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
@@ -524,11 +608,13 @@ cdef void forward_rows(
     for i in range(L):
         hidden = i < L - 1
         if i == 0 and sp != NULL:
-            csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
+            if single(me):
+                csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
+            sync(me)
         else:
-            par_gemm(t.nt, False, False, rows, u[i + 1], u[i], inp[i], u[i], W[i], u[i + 1],
+            par_gemm(me, False, False, rows, u[i + 1], u[i], inp[i], u[i], W[i], u[i + 1],
                      act[i + 1], u[i + 1])
-        par_bias_activate(t.nt, act[i + 1], <floating*> t.b[i], rows, u[i + 1],
+        par_bias_activate(me, act[i + 1], <floating*> t.b[i], rows, u[i + 1],
                           net.hidden_act if hidden else net.out_act,
                           _vec_of(net, hidden, <floating> 0),
                           <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
@@ -538,33 +624,35 @@ cdef void forward_rows(
             # &drop.state of the NULL `drop` in its copy of this function for
             # predict, where the branch is dead
             state = drop.state
-            par_dropout(t.nt, act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
+            par_dropout(me, act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
                         rows * u[i + 1], drop.rate[i + 1], &state)
             drop.state = state
 
 
 cdef void backward_rows(
-    const Net* net, Tables* t, floating* grad, Py_ssize_t rows,
+    const Member* me, const Net* net, Tables* t, floating* grad, Py_ssize_t rows,
     const floating* sp_data, const SparseRows* sp, const Dropout* drop,
 ) noexcept nogil:
-    """Unscaled gradients from the output delta: grad_W[i] = inp[i]^T delta[i],
-    grad_b[i] = column sums of delta[i], delta[i-1] = (delta[i] @ W[i]^T) * f'
-    (times the dropout mask of that layer)."""
+    """Unscaled gradients from the output delta, by the team: grad_W[i] =
+    inp[i]^T delta[i], grad_b[i] = column sums of delta[i], delta[i-1] =
+    (delta[i] @ W[i]^T) * f' (times the dropout mask of that layer)."""
     cdef Py_ssize_t i, L = net.n_layers
     cdef Py_ssize_t* u = net.units
     cdef floating** delta = <floating**> t.delta
     for i in range(L - 1, -1, -1):
         if i == 0 and sp != NULL:
-            csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
-                                      grad + net.coef_off[0], u[0])
+            if single(me):
+                csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
+                                          grad + net.coef_off[0], u[0])
+            sync(me)
         else:
-            par_gemm(t.nt, True, False, u[i], u[i + 1], rows, <floating*> t.inp[i], u[i],
+            par_gemm(me, True, False, u[i], u[i + 1], rows, <floating*> t.inp[i], u[i],
                      delta[i], u[i + 1], grad + net.coef_off[i], u[i + 1])
-        par_column_sums(t.nt, delta[i], grad + net.bias_off[i], rows, u[i + 1])
+        par_column_sums(me, delta[i], grad + net.bias_off[i], rows, u[i + 1])
         if i > 0:
-            par_gemm(t.nt, False, True, rows, u[i], u[i + 1], delta[i], u[i + 1],
+            par_gemm(me, False, True, rows, u[i], u[i + 1], delta[i], u[i + 1],
                      <floating*> t.W[i], u[i + 1], delta[i - 1], u[i])
-            par_derivative(t.nt, <floating*> t.act[i],
+            par_derivative(me, <floating*> t.act[i],
                            <floating*> t.pre[i] if t.pre != NULL else NULL, delta[i - 1],
                            <floating*> t.mask[i] if drop != NULL and drop.rate[i] > 0 else NULL,
                            rows * u[i], net.hidden_act, net.slope)
@@ -635,7 +723,7 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     One allocation holds every table and the rows' losses (returned, for
     free()); NULL when out of memory. act[0] and inp[0] (the input rows) are
     left for the caller, and so are W and b when params is NULL (predict,
-    from separate arrays). t.nt is 1: the caller sets the threads.
+    from separate arrays).
     """
     cdef Py_ssize_t L = net.n_layers, i, off
     cdef Py_ssize_t region[WS_END + 1]
@@ -645,7 +733,6 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
         return NULL
     workspace_layout(net, rows, gather, dropout, region)
     t.row_loss = <double*> (blk + 7 * L + 4)
-    t.nt = 1
     t.gathered = work + region[WS_GATHER] if gather else NULL
     t.W = blk
     t.b = blk + L
@@ -681,29 +768,126 @@ cdef inline void set_input(Tables* t, floating* x) noexcept nogil:
     t.inp[0] = x
 
 
+cdef Py_ssize_t call_chunks(const Net* net, Py_ssize_t rows, bint gather,
+                            bint step) noexcept nogil:
+    """The most chunks of any pass of a call on minibatches of `rows` rows
+    (with the gather, the optimizer step): a team larger than that would
+    only wait. 1 means a serial call."""
+    cdef Py_ssize_t i, c = 1, L = net.n_layers
+    cdef Py_ssize_t* u = net.units
+    cdef double flops
+    for i in range(L):
+        flops = 2.0 * rows * u[i] * u[i + 1]
+        c = max(c, n_chunks(rows, flops, GEMM_GRAIN, GEMM_MIN_ROWS),
+                n_chunks(u[i], flops, GEMM_GRAIN, GEMM_MIN_ROWS),
+                n_chunks(rows, <double> rows * u[i + 1], PASS_GRAIN, 1))
+    if gather:
+        c = max(c, n_chunks(rows, <double> rows * u[0], PASS_GRAIN, 1))
+    if step:
+        c = max(c, n_chunks(net.n_params, <double> net.n_params, PASS_GRAIN, 1))
+    return c
+
+
+# What an epoch's team works on. The pointers and settings are shared and
+# read-only within the call; only the leader writes the results back.
+cdef struct Epoch:
+    const Net* net
+    Optimizer* opt
+    const Data* d
+    const Py_ssize_t* order
+    Py_ssize_t batch_size
+    void* params
+    void* grad
+    Tables* t
+    Dropout* drop             # the caller's generator state, or NULL
+    bint f32                  # params and grad are float (else double)
+    double loss               # OUT the sum over minibatches of loss * rows
+
+
 cdef int train_epoch_impl(
     const Net* net, Optimizer* opt, const Data* d, const Py_ssize_t* order,
     Py_ssize_t batch_size, floating* params, floating* grad, floating* work,
     Dropout* drop, int nt, double* loss_out,
 ) noexcept nogil:
-    """One epoch of minibatch training. Returns 0, or -1 if out of memory.
+    """One epoch of minibatch training, on up to nt threads. Returns 0, or -1
+    if out of memory.
 
     Minibatches are rows order[start:start+batch_size] (a shuffled epoch) or,
-    with order NULL, consecutive blocks of rows used in place. A minibatch
-    whose sample weights sum to zero carries no information: it is skipped
-    (no update, no loss), where a division by its weight sum would poison
-    the weights with NaN. `work` was laid out for batch_size rows, with the
-    gather region when order is given and X dense. Up to nt threads.
+    with order NULL, consecutive blocks of rows used in place. `work` was laid
+    out for batch_size rows, with the gather region when order is given and X
+    dense.
     """
+    cdef bint gather = order != NULL and d.indptr == NULL
+    cdef Tables t
+    cdef void** blk = layer_tables(net, params, work, batch_size, gather,
+                                   drop.rate if drop != NULL else NULL, &t)
+    cdef Epoch e
+    cdef int status
+    if blk == NULL:
+        return -1
+    e.net = net
+    e.opt = opt
+    e.d = d
+    e.order = order
+    e.batch_size = batch_size
+    e.params = params
+    e.grad = grad
+    e.t = &t
+    e.drop = drop
+    e.loss = 0.0
+    nt = team_size(nt, call_chunks(net, min(batch_size, d.n_samples), gather, True))
+    e.f32 = floating is float
+    status = run_team(nt, epoch_body, &e)
+    loss_out[0] = e.loss
+    free(blk)
+    return status
+
+
+# The team bodies: a team_body has no dtype in its signature, so each reads
+# it from its arguments (f32) and runs the member of that precision.
+cdef void epoch_body(void* args, const Member* me) noexcept nogil:
+    cdef Epoch* e = <Epoch*> args
+    if e.f32:
+        epoch_member(e, me, <float*> e.params)
+    else:
+        epoch_member(e, me, <double*> e.params)
+
+
+cdef void loss_grad_body(void* args, const Member* me) noexcept nogil:
+    cdef LossGrad* lg = <LossGrad*> args
+    if lg.f32:
+        loss_grad_member(lg, me, <float*> lg.params)
+    else:
+        loss_grad_member(lg, me, <double*> lg.params)
+
+
+cdef void predict_body(void* args, const Member* me) noexcept nogil:
+    cdef Predict* pr = <Predict*> args
+    if pr.f32:
+        predict_member(pr, me, <float*> pr.out)
+    else:
+        predict_member(pr, me, <double*> pr.out)
+
+
+cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept nogil:
+    """One thread's part of an epoch (every thread of the team runs it).
+
+    A minibatch whose sample weights sum to zero carries no information: it is
+    skipped (no update, no loss), where a division by its weight sum would
+    poison the weights with NaN.
+    """
+    cdef const Net* net = e.net
+    cdef Optimizer* opt = e.opt
+    cdef const Data* d = e.d
+    cdef const Py_ssize_t* order = e.order
+    cdef Tables* t = e.t
+    cdef floating* grad = <floating*> e.grad
     cdef Py_ssize_t L = net.n_layers, r, start, rows
     cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
     cdef const floating* X = <const floating*> d.X
     cdef const floating* Y = <const floating*> d.Y
     cdef const floating* sw = <const floating*> d.sw
     cdef bint gather = order != NULL and d.indptr == NULL
-    cdef Tables t
-    cdef void** blk = layer_tables(net, params, work, batch_size, gather,
-                                   drop.rate if drop != NULL else NULL, &t)
     cdef SparseRows sp
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     cdef const floating* y_batch
@@ -711,10 +895,13 @@ cdef int train_epoch_impl(
     cdef const Py_ssize_t* idx
     cdef floating* rows_buf = <floating*> t.gathered
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
+    cdef Py_ssize_t steps = opt.t
+    cdef Dropout drop                 # this thread's copy of the generator
+    cdef Dropout* drop_p = NULL
     cdef bint fold_sq
-    if blk == NULL:
-        return -1
-    t.nt = nt
+    if e.drop != NULL:
+        drop = e.drop[0]
+        drop_p = &drop
     sp.indptr = d.indptr
     sp.indices = d.indices
     # The L2 penalty: Adam's step also sums the squares of the coefficients it
@@ -723,14 +910,15 @@ cdef int train_epoch_impl(
     # second pass through BLAS dot here); SGD's step is bound by memory, and
     # the extra arithmetic cost more than the dot's pass (benchmarks/README).
     fold_sq = opt.alpha != 0 and opt.kind == ADAM
-    if fold_sq:
+    if fold_sq and me.leader:
         coef_sq = sum_squares(net, params)  # the first minibatch's
 
     start = 0
     while start < d.n_samples:
-        rows = min(batch_size, d.n_samples - start)
+        rows = min(e.batch_size, d.n_samples - start)
         # Select the minibatch: rows order[start:start+rows] (shuffled epoch)
-        # or the block start:start+rows, used in place.
+        # or the block start:start+rows, used in place. The leader points the
+        # shared tables at it; the next barrier publishes that.
         if order != NULL:
             idx = order + start
             y_batch = Y
@@ -742,11 +930,12 @@ cdef int train_epoch_impl(
         if spp != NULL:
             sp.idx = idx
             sp.start = start
-        elif gather:
-            par_gather(nt, X, idx, rows_buf, rows, n_in)
-            set_input(&t, rows_buf)
+        elif me.leader:
+            set_input(t, rows_buf if gather else <floating*> X + start * n_in)
+        if gather:
+            par_gather(me, X, idx, rows_buf, rows, n_in)
         else:
-            set_input(&t, <floating*> X + start * n_in)
+            sync(me)
 
         if sw != NULL:
             sw_sum = 0.0
@@ -758,29 +947,45 @@ cdef int train_epoch_impl(
         else:
             sw_sum = rows
 
-        forward_rows(net, &t, rows, X, spp, drop)
-        wloss = par_loss(nt, <floating*> t.act[L], y_batch, idx, sw_batch,
+        forward_rows(me, net, t, rows, X, spp, drop_p)
+        wloss = par_loss(me, <floating*> t.act[L], y_batch, idx, sw_batch,
                          <floating*> t.delta[L - 1], t.row_loss, rows, n_out, net.loss,
                          net.loss_param)
-        if not fold_sq and opt.alpha != 0:
-            coef_sq = sum_squares(net, params)
-        accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
-        backward_rows(net, &t, grad, rows, X, spp, drop)
+        if me.leader:
+            # (the parameters change only in the step, after two barriers)
+            if not fold_sq and opt.alpha != 0:
+                coef_sq = sum_squares(net, params)
+            accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
+        backward_rows(me, net, t, grad, rows, X, spp, drop_p)
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts; with fold_sq it returns the next minibatch's penalty.
         lr_t = opt.lr
         if opt.kind == ADAM:
-            opt.t += 1
-            lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double> opt.t))
-                    / (1 - pow(opt.beta_1, <double> opt.t)))
-        coef_sq = par_optimizer_step(nt, opt, params, grad, net.n_params, net.n_coefs,
+            steps += 1
+            lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double> steps))
+                    / (1 - pow(opt.beta_1, <double> steps)))
+        coef_sq = par_optimizer_step(me, opt, params, grad, net.n_params, net.n_coefs,
                                      sw_sum, lr_t, fold_sq)
         start += rows
 
-    loss_out[0] = accumulated
-    free(blk)
-    return 0
+    if me.leader:
+        e.loss = accumulated
+        opt.t = steps
+        if e.drop != NULL:
+            e.drop.state = drop.state
+
+
+# What the team of a loss_grad_impl call works on.
+cdef struct LossGrad:
+    const Net* net
+    double alpha
+    const Data* d
+    void* params
+    void* grad                # NULL: the loss only
+    Tables* t
+    bint f32                  # params and grad are float (else double)
+    double loss               # OUT
 
 
 cdef int loss_grad_impl(
@@ -788,47 +993,82 @@ cdef int loss_grad_impl(
     floating* params, floating* grad, floating* work, int nt, double* loss_out,
 ) noexcept nogil:
     """Loss over all rows at once and, unless grad is NULL, its gradient (for
-    lbfgs; without grad, the validation loss). 0, or -1 if out of memory.
-    `work` was laid out for at least d.n_samples rows, without gather."""
+    lbfgs; without grad, the validation loss), on up to nt threads. 0, or -1
+    if out of memory. `work` was laid out for at least d.n_samples rows,
+    without gather."""
+    cdef Tables t
+    cdef void** blk = layer_tables(net, params, work, d.n_samples, False, NULL, &t)
+    cdef LossGrad lg
+    cdef int status
+    if blk == NULL:
+        return -1
+    set_input(&t, <floating*> d.X)
+    lg.net = net
+    lg.alpha = alpha
+    lg.d = d
+    lg.params = params
+    lg.grad = grad
+    lg.t = &t
+    lg.loss = 0.0
+    nt = team_size(nt, call_chunks(net, d.n_samples, False, False))
+    lg.f32 = floating is float
+    status = run_team(nt, loss_grad_body, &lg)
+    loss_out[0] = lg.loss
+    free(blk)
+    return status
+
+
+cdef void loss_grad_member(LossGrad* lg, const Member* me, floating* params) noexcept nogil:
+    """One thread's part of loss_grad_impl."""
+    cdef const Net* net = lg.net
+    cdef const Data* d = lg.d
+    cdef Tables* t = lg.t
+    cdef floating* grad = <floating*> lg.grad
     cdef Py_ssize_t L = net.n_layers, i, n = d.n_samples
     cdef const floating* X = <const floating*> d.X
     cdef const floating* sw = <const floating*> d.sw
-    cdef Tables t
-    cdef void** blk = layer_tables(net, params, work, n, False, NULL, &t)
     cdef SparseRows sp
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     cdef double sw_sum, wloss
-    cdef floating a_ = <floating> alpha, n_
-    if blk == NULL:
-        return -1
-    t.nt = nt
+    cdef floating a_ = <floating> lg.alpha, n_
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
     sp.start = 0
-    set_input(&t, <floating*> X)
     if sw != NULL:
         sw_sum = 0.0
         for i in range(n):
             sw_sum += sw[i]
     else:
         sw_sum = n
-    forward_rows(net, &t, n, X, spp, NULL)
-    wloss = par_loss(nt, <floating*> t.act[L], <const floating*> d.Y, NULL, sw,
+    forward_rows(me, net, t, n, X, spp, NULL)
+    wloss = par_loss(me, <floating*> t.act[L], <const floating*> d.Y, NULL, sw,
                      <floating*> t.delta[L - 1], t.row_loss, n, net.units[L], net.loss,
                      net.loss_param)
-    loss_out[0] = batch_loss(net, wloss, sw_sum, alpha,
-                             sum_squares(net, params) if alpha != 0 else 0.0)
+    if me.leader:
+        lg.loss = batch_loss(net, wloss, sw_sum, lg.alpha,
+                             sum_squares(net, params) if lg.alpha != 0 else 0.0)
     if grad != NULL:
-        backward_rows(net, &t, grad, n, X, spp, NULL)
+        backward_rows(me, net, t, grad, n, X, spp, NULL)
         # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
-        n_ = <floating> sw_sum
-        for i in range(net.n_coefs):
-            grad[i] = (grad[i] + a_ * params[i]) / n_
-        for i in range(net.n_coefs, net.n_params):
-            grad[i] = grad[i] / n_
-    free(blk)
-    return 0
+        if me.leader:
+            n_ = <floating> sw_sum
+            for i in range(net.n_coefs):
+                grad[i] = (grad[i] + a_ * params[i]) / n_
+            for i in range(net.n_coefs, net.n_params):
+                grad[i] = grad[i] / n_
+
+
+# What the team of a prediction works on: row chunks c0..c1 of X.
+cdef struct Predict:
+    const Net* net
+    const Data* d
+    void* out
+    Tables* t
+    bint check_finite
+    Py_ssize_t chunk, c0, c1
+    bint f32                  # out and the weights are float (else double)
+    int status                # OUT 0, or 1: check_finite found a non-finite value
 
 
 cdef int predict_chunks(
@@ -837,43 +1077,68 @@ cdef int predict_chunks(
     int nt,
 ) noexcept nogil:
     """The forward pass of the row chunks c0..c1 (chunk rows each) into out,
-    with a workspace of its own and up to nt threads inside each chunk.
-    Returns as predict_impl does."""
-    cdef Py_ssize_t L = net.n_layers, i, start, rows, n = d.n_samples, c
-    cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
-    cdef const floating* X = <const floating*> d.X
+    with a workspace of its own and a team of up to nt threads inside each
+    chunk. Returns as predict_impl does."""
+    cdef Py_ssize_t L = net.n_layers, i
     cdef floating* buf = <floating*> malloc(
         max(workspace_size(net, chunk, False, False), 1) * sizeof(floating))
     cdef Tables t
     cdef void** blk = (layer_tables(net, <floating*> NULL, buf, chunk, False, NULL, &t)
                        if buf != NULL else NULL)
-    cdef SparseRows sp
-    cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
+    cdef Predict pr
+    cdef int status
     if buf == NULL or blk == NULL:
         free(buf); free(blk)
         return -1
-    t.nt = nt
     for i in range(L):
         t.W[i] = W[i]
         t.b[i] = b[i]
+    pr.net = net
+    pr.d = d
+    pr.out = out
+    pr.t = &t
+    pr.check_finite = check_finite
+    pr.chunk = chunk
+    pr.c0 = c0
+    pr.c1 = c1
+    pr.status = 0
+    nt = team_size(nt, call_chunks(net, min(chunk, d.n_samples), False, False))
+    pr.f32 = floating is float
+    status = run_team(nt, predict_body, &pr)
+    free(blk); free(buf)
+    return status if status != 0 else pr.status
+
+
+cdef void predict_member(Predict* pr, const Member* me, floating* out) noexcept nogil:
+    """One thread's part of predict_chunks."""
+    cdef const Net* net = pr.net
+    cdef const Data* d = pr.d
+    cdef Tables* t = pr.t
+    cdef Py_ssize_t L = net.n_layers, start, rows, n = d.n_samples, c
+    cdef Py_ssize_t n_in = net.units[0], n_out = net.units[L]
+    cdef const floating* X = <const floating*> d.X
+    cdef SparseRows sp
+    cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
-    for c in range(c0, c1):
-        start = c * chunk
-        rows = min(chunk, n - start)
-        # Checking each chunk just before its product reads X from memory
-        # once, not twice as a separate pass over all of X would.
-        if check_finite and spp == NULL and not all_finite(X + start * n_in, rows * n_in):
-            free(blk); free(buf)
-            return 1
-        set_input(&t, <floating*> X + start * n_in)
-        # the output layer is written straight into `out`
-        t.act[L] = out + start * n_out
+    for c in range(pr.c0, pr.c1):
+        start = c * pr.chunk
+        rows = min(pr.chunk, n - start)
         sp.start = start
-        forward_rows(net, &t, rows, X, spp, NULL)
-    free(blk); free(buf)
-    return 0
+        if me.leader:
+            # Checking each chunk just before its product reads X from memory
+            # once, not twice as a separate pass over all of X would.
+            if (pr.check_finite and spp == NULL
+                    and not all_finite(X + start * n_in, rows * n_in)):
+                pr.status = 1
+            set_input(t, <floating*> X + start * n_in)
+            # the output layer is written straight into `out`
+            t.act[L] = out + start * n_out
+        sync(me)
+        if pr.status != 0:
+            return
+        forward_rows(me, net, t, rows, X, spp, NULL)
 
 
 cdef int predict_impl(
