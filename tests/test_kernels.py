@@ -106,6 +106,66 @@ def test_activation_empty(name, dtype):
         assert z.shape == shape
 
 
+# The passes compiled for wide vectors (_vector_loops.h) must give numpy's
+# bits whatever the vector width: sizes around the vector lengths and their
+# tails, with NaN and -0.0 where the order of a comparison decides.
+WIDE_SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 1031]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cols", WIDE_SIZES)
+def test_bias_relu_and_identity_are_numpys_bits(dtype, cols, global_random_seed):
+    rng = np.random.default_rng(global_random_seed)
+    z = rng.standard_normal((5, cols)).astype(dtype)
+    b = rng.standard_normal(cols).astype(dtype)
+    z.flat[:: 7] = np.nan
+    z.flat[3:: 11] = -b[(np.arange(z.size)[3:: 11]) % cols]  # z + b == +0.0
+    b[:: 5] = -0.0
+    z[0, :: 5] = -0.0  # -0.0 + -0.0 == -0.0
+    for name, expected in (("relu", np.maximum(z + b, 0)), ("identity", z + b)):
+        got = z.copy()
+        _engine._kernel_activation(name, got, b)
+        assert_array_equal(got, expected, strict=True)  # NaN where numpy's NaN
+        if name == "identity":
+            # (relu's zero may be either: numpy's maximum returns -0.0 or 0.0
+            # for max(-0.0, 0) depending on its SIMD path; both are sklearn's)
+            assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", WIDE_SIZES)
+def test_wide_derivatives_are_sklearns_bits(dtype, n, global_random_seed):
+    # scikit-learn's in-place formulas, in the dtype: relu zeroes where the
+    # activation is 0, tanh multiplies by 1 - a**2, logistic by a then 1 - a
+    rng = np.random.default_rng(global_random_seed)
+    delta = rng.standard_normal(n).astype(dtype)
+    for name, a in (("relu", np.maximum(rng.standard_normal(n), 0).astype(dtype)),
+                    ("tanh", np.tanh(rng.standard_normal(n)).astype(dtype)),
+                    ("logistic", rng.uniform(0, 1, n).astype(dtype))):
+        expected = delta.copy()
+        if name == "relu":
+            expected[a == 0] = 0
+        elif name == "tanh":
+            expected *= 1 - a**2
+        else:
+            expected *= a
+            expected *= 1 - a
+        got = delta.copy()
+        _engine._kernel_derivative(name, a, got)
+        assert_array_equal(got, expected, strict=True, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cols", WIDE_SIZES)
+def test_column_sums_add_rows_in_order(dtype, cols, global_random_seed):
+    rng = np.random.default_rng(global_random_seed)
+    a = (rng.standard_normal((37, cols)) * 10.0 ** rng.integers(-8, 8, (37, 1))).astype(dtype)
+    expected = a[0].copy()
+    for row in a[1:]:
+        expected += row
+    assert_array_equal(_engine._kernel_column_sums(a), expected, strict=True)
+
+
 # ---------------------------------------------------------------------------
 # Derivatives (delta *= f'(z), from a = f(z))
 # ---------------------------------------------------------------------------

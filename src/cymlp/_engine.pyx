@@ -1946,6 +1946,16 @@ def _kernel_loss(str loss, const floating[:, ::1] out, const floating[:, ::1] y,
     return total
 
 
+def _kernel_column_sums(const floating[:, ::1] a):
+    """The bias gradient's pass: a.sum(axis=0), added row after row."""
+    out = np.empty(a.shape[1], dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] o = out
+    if a.shape[0] > 0 and a.shape[1] > 0:
+        with nogil:
+            column_sums(&a[0, 0], &o[0], a.shape[0], a.shape[1], a.shape[1])
+    return out
+
+
 def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] grad_raw,
                            floating[::1] state1, floating[::1] state2, double alpha,
                            double sw_sum, double lr, double momentum=0.9,

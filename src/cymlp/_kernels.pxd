@@ -45,6 +45,21 @@ cdef enum:
     SGD = 0
     ADAM = 1
 
+# The streaming loops written in C, compiled for several instruction sets
+# (AVX-512, AVX2, baseline) and picked when the module loads: see
+# _vector_loops.h. The kernels below call them for the passes they cover.
+cdef extern from "_vector_loops.h" nogil:
+    void cymlp_bias_relu_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
+    void cymlp_bias_relu_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
+    void cymlp_add_bias_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
+    void cymlp_add_bias_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
+    void cymlp_derivative_f(const float* a, float* delta, Py_ssize_t n, int kind)
+    void cymlp_derivative_d(const double* a, double* delta, Py_ssize_t n, int kind)
+    void cymlp_column_sums_f(const float* a, float* out, Py_ssize_t rows, Py_ssize_t cols,
+                             Py_ssize_t ld)
+    void cymlp_column_sums_d(const double* a, double* out, Py_ssize_t rows, Py_ssize_t cols,
+                             Py_ssize_t ld)
+
 
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
@@ -101,10 +116,10 @@ cdef inline void unary_inplace(const UnaryLoop* loop, floating* x, Py_ssize_t n)
 
 cdef inline void add_bias(floating* z, const floating* bias,
                           Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            z[i * cols + j] = z[i * cols + j] + bias[j]
+    if floating is float:
+        cymlp_add_bias_f(z, bias, rows, cols)
+    else:
+        cymlp_add_bias_d(z, bias, rows, cols)
 
 
 cdef inline bint needs_preactivation(int act) noexcept nogil:
@@ -154,15 +169,14 @@ cdef inline void bias_activate(
     """Add the bias and apply the activation (softmax: row-wise)."""
     cdef Py_ssize_t i, j, n = rows * cols
     cdef floating* row
-    cdef floating v, vmax, total
+    cdef floating vmax, total
     # ReLU as numpy's maximum(z, 0), which scikit-learn calls: `not v < 0`
     # keeps a NaN (and a -0.0), where `v > 0` would turn a NaN into 0
     if act == RELU and pre == NULL:
-        for i in range(rows):
-            row = z + i * cols
-            for j in range(cols):
-                v = row[j] + bias[j]
-                row[j] = v if not v < 0 else 0
+        if floating is float:
+            cymlp_bias_relu_f(z, bias, rows, cols)
+        else:
+            cymlp_bias_relu_d(z, bias, rows, cols)
         return
     add_bias(z, bias, rows, cols)
     if pre != NULL:
@@ -242,18 +256,14 @@ cdef inline void multiply_derivative(
             v = z[i]
             s = _sigmoid(v)
             delta[i] = <floating> (delta[i] * s * (1 + v * (1 - s)))
-    elif act == RELU:
-        # a select, not a branch: the compiler vectorises it, and the sign
-        # pattern of a ReLU layer would defeat any branch predictor
-        for i in range(size):
-            delta[i] = 0 if a[i] == 0 else delta[i]
-    elif act == TANH:
-        for i in range(size):
-            delta[i] = delta[i] * (1 - a[i] * a[i])
-    elif act == LOGISTIC:
-        for i in range(size):
-            delta[i] = delta[i] * a[i]
-            delta[i] = delta[i] * (1 - a[i])
+    elif act == RELU or act == TANH or act == LOGISTIC:
+        # ReLU: a select, not a branch (0 where a == 0), which vectorises and
+        # which the sign pattern of a layer cannot mispredict; tanh: times
+        # 1 - a^2; logistic: times a, then times 1 - a
+        if floating is float:
+            cymlp_derivative_f(a, delta, size, 0 if act == RELU else 1 if act == TANH else 2)
+        else:
+            cymlp_derivative_d(a, delta, size, 0 if act == RELU else 1 if act == TANH else 2)
     # IDENTITY: nothing to do
 
 
@@ -369,12 +379,10 @@ cdef inline void column_sums(
 ) noexcept nogil:
     """out = a.sum(axis=0), accumulated row after row as numpy does (ld > cols:
     a block of columns of a wider matrix, for a split among threads)."""
-    cdef Py_ssize_t i, j
-    for j in range(cols):
-        out[j] = a[j]
-    for i in range(1, rows):
-        for j in range(cols):
-            out[j] = out[j] + a[i * ld + j]
+    if floating is float:
+        cymlp_column_sums_f(a, out, rows, cols, ld)
+    else:
+        cymlp_column_sums_d(a, out, rows, cols, ld)
 
 
 cdef extern from "_vector_loops.h" nogil:
