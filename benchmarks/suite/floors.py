@@ -197,8 +197,12 @@ class StepFloor(_NetTiming):
         if state2 is not None:
             state2[...] = 0
         step, kind = self.step, self.solver
+        # the engine's Adam step also sums the new weights' squares (the next
+        # minibatch's L2 penalty, alpha > 0); its SGD step does not
+        fold = kind == "adam"
         start = time.perf_counter()
         for _ in range(self.n_batches):
-            step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3)
+            step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3,
+                 return_sum_squares=fold)
         return time.perf_counter() - start
 

@@ -12,14 +12,15 @@ import os as _os
 
 
 def _import_engine():
-    # The engine's threads wait for work between its many short parallel
-    # passes. OpenMP's default lets them spin for a while first, which is
-    # fastest on an idle machine but, measured on a busy one, made training
-    # up to 10x slower than one thread: a spinning thread holds the core that
-    # the thread it waits for needs. So unless the user chose a policy, the
-    # OpenMP runtime is loaded with the passive one (sleep at once); the
-    # variable is read once, when the runtime loads, and removed again so
-    # that child processes do not inherit it.
+    # Inside an engine call the threads wait for each other with the team's
+    # own barrier (_team.h), which spins or sleeps as the machine allows.
+    # Between calls they are OpenMP's: its default lets them spin for a while
+    # first, which on a busy machine holds a core that other work needs
+    # (measured: training up to 10x slower than one thread when every pass
+    # was a region of its own). So unless the user chose a policy, the OpenMP
+    # runtime is loaded with the passive one (sleep at once); the variable is
+    # read once, when the runtime loads, and removed again so that child
+    # processes do not inherit it.
     if "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ:
         from . import _engine  # noqa: F401
         return
