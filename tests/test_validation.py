@@ -261,6 +261,46 @@ def test_not_fitted(method):
     assert isinstance(est, NotFittedError)
 
 
+def _with_fitted_hook(cls, fitted):
+    """A subclass of cls that decides fittedness by __sklearn_is_fitted__."""
+    return type("Hooked" + cls.__name__, (cls,),
+                {"__sklearn_is_fitted__": lambda self: fitted})
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+@pytest.mark.parametrize("method", PREDICT_METHODS + ["score"])
+def test_fitted_hook_and_stray_attributes_decide_as_in_sklearn(method, fitted):
+    # predict's check skips check_is_fitted's scan of every attribute when
+    # coefs_ is set; it must still decide as scikit-learn does when a
+    # subclass defines __sklearn_is_fitted__, and when coefs_ is gone but
+    # another fitted-looking attribute is there
+    X, y = _small_data()
+    args = (X, y) if method == "score" else (X,)
+
+    def hooked(cls):
+        def call():
+            est = _with_fitted_hook(cls, fitted)(max_iter=2)
+            call_recording_warnings(est.fit, X, y)
+            return getattr(est, method)(*args)
+        return call
+
+    def stray(cls):
+        def call():
+            est = cls(max_iter=2)
+            call_recording_warnings(est.fit, X, y)
+            del est.coefs_
+            return getattr(est, method)(*args)
+        return call
+
+    outcome = assert_same_outcome(hooked)
+    assert (outcome is None) == fitted
+    if not fitted:
+        assert isinstance(outcome[1], NotFittedError)
+    # sklearn finds the other attributes and fails reading coefs_
+    # (AttributeError); so does cymlp
+    assert_same_outcome(stray, compare_message=False)
+
+
 BAD_PREDICT_INPUTS = {
     "too-few-features": lambda X: X[:, :-1],
     "too-many-features": lambda X: np.c_[X, X[:, :1]],

@@ -30,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 # Private scikit-learn imports, each because no public API does the same job:
 # - _fit_context validates the parameters once per fit (honouring
@@ -898,6 +898,15 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
+    def _check_is_fitted(self):
+        """scikit-learn's ``check_is_fitted(self)``, without its scan of every
+        attribute when ``coefs_`` is set (a third of a one-row prediction):
+        an attribute ending in "_" then exists, so the check passes, unless a
+        subclass decides by ``__sklearn_is_fitted__``. Otherwise the check
+        itself runs, for scikit-learn's own outcome and message."""
+        if "coefs_" not in vars(self) or hasattr(type(self), "__sklearn_is_fitted__"):
+            check_is_fitted(self)
+
     def _forward_pass_fast(self, X, check_input=True, hidden_layer=_OUTPUT_LAYER):
         """Output-layer activations for X, through the compiled forward pass;
         with hidden_layer=k (indexed as hidden_layer_sizes), those of hidden

@@ -16,7 +16,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 # Private scikit-learn imports, each because no public API does the same job:
 # - _fit_context validates the parameters once per fit (honouring
@@ -457,7 +457,7 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
@@ -555,7 +555,7 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         y_prob : ndarray of shape (n_samples, n_classes)
             The probability of each class, ordered as in `classes_`.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()

@@ -13,7 +13,6 @@ from numbers import Integral
 from typing import TYPE_CHECKING
 
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -69,7 +68,7 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         >>> clf.get_feature_names_out().tolist()
         ['mlpclassifier0', 'mlpclassifier1', 'mlpclassifier2']
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._forward_pass_fast(X, hidden_layer=-1)
 
     def hidden_activations(self, X: ArrayLike, layer: int = -1) -> NDArray:
@@ -110,7 +109,7 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         >>> reg.hidden_activations(X[:3], layer=0).shape
         (3, 8)
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._forward_pass_fast(X, hidden_layer=layer)
 
     def _hidden_layer_index(self, layer, layer_units):

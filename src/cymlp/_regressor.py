@@ -15,7 +15,7 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils import column_or_1d
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 # Private scikit-learn imports, each because no public API does the same job:
 # - _fit_context validates the parameters once per fit (honouring
@@ -412,7 +412,7 @@ default='squared_error'
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
