@@ -87,7 +87,7 @@ class GemmFloor(_NetTiming):
     subtracted: ``epoch()`` returns the net time of the products.
     """
 
-    def __init__(self, X, layer_units, batch_size, seed=0):
+    def __init__(self, X, layer_units, batch_size, seed=0, forward_only=False):
         dt = X.dtype
         self.gemm = scipy_blas.sgemm if dt == np.float32 else scipy_blas.dgemm
         rng = np.random.default_rng(seed)
@@ -102,7 +102,8 @@ class GemmFloor(_NetTiming):
         def bufs(b):
             if b not in buffers:
                 A = [np.empty((b, u[i]), dt) for i in range(1, L + 1)]
-                D = [(rng.standard_normal((b, u[i + 1])) * 0.1).astype(dt) for i in range(L)]
+                D = [] if forward_only else [
+                    (rng.standard_normal((b, u[i + 1])) * 0.1).astype(dt) for i in range(L)]
                 buffers[b] = (A, D)
             return buffers[b]
 
@@ -113,6 +114,8 @@ class GemmFloor(_NetTiming):
             A = [Xb] + A_h
             for i in range(L):
                 calls.append((W[i].T, A[i].T, A[i + 1].T, 0, 0))
+            if forward_only:  # a prediction's products
+                continue
             for i in range(L - 1, -1, -1):
                 calls.append((D[i].T, A[i].T, G[i].T, 0, 1))
                 if i > 0:
