@@ -149,7 +149,8 @@ cdef int _stat_max_team = 0
 
 
 cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
-    """Threads for a pass of nch chunks, noted for the test hook."""
+    """Threads for work whose largest pass has nch chunks (a team or the
+    prange of predict's row chunks), noted for the test hook."""
     global _stat_regions, _stat_max_team
     cdef int team = <int> min(<Py_ssize_t> nt, nch)
     if team > 1:
@@ -1298,6 +1299,11 @@ if _blas_set_local == NULL:
         "openblas_get_num_threads")
     if _blas_get_global == NULL:
         _blas_set_global = NULL
+
+
+# The team's scratch holds one partial sum per chunk of a pass.
+if MAX_CHUNKS > CYMLP_TEAM_SCRATCH:
+    raise ImportError("cymlp: MAX_CHUNKS exceeds the team's scratch (_team.h)")
 
 
 def _thread_stats():
