@@ -121,7 +121,7 @@ cdef extern from "_team.h" nogil:
 # packing a BLAS operand once more per chunk outweighs the gain.
 cdef enum:
     GEMM_GRAIN = 4000000      # flops per chunk of a product, at least
-    GEMM_MIN_ROWS = 16        # output rows (or columns) per chunk, at least
+    GEMM_MIN_ROWS = 32        # output rows (or columns) per chunk, at least
     PASS_GRAIN = 16384        # values per chunk of an elementwise pass, at least
     MAX_CHUNKS = 8            # enough for 8 threads; more only repacks operands
 
@@ -130,11 +130,22 @@ cdef inline Py_ssize_t n_chunks(Py_ssize_t extent, double work, double grain,
                                 Py_ssize_t min_extent) noexcept nogil:
     """Into how many equal chunks to split `extent` units holding `work` in
     all: about `grain` work each, at least `min_extent` units each, at most
-    MAX_CHUNKS. A function of the shape only, so that the chunks, and with
-    them the bits, are the same whatever the number of threads."""
-    cdef Py_ssize_t c = <Py_ssize_t> (work / grain)
+    MAX_CHUNKS, and a power of two. A function of the shape only, so that the
+    chunks, and with them the bits, are the same whatever the number of
+    threads.
+
+    Why a power of two: 2, 4 or 8 threads then share the chunks evenly, where
+    7 chunks on 2 threads left one thread a whole chunk of the critical path;
+    and every chunk of a product repacks its shared operand (the forward
+    product's weights), so fewer chunks cost less: 200 x 784 x 100 on one
+    thread took 1.45x one call's time as 7 chunks in float32, 1.25x as 4
+    (1.14x / 1.12x in float64). MNIST-shaped epochs on 2 threads: 236 -> 177
+    ms (float32), 400 -> 345 ms (float64)."""
+    cdef Py_ssize_t c = <Py_ssize_t> (work / grain), p = 1
     c = min(c, extent // min_extent, <Py_ssize_t> MAX_CHUNKS)
-    return max(c, 1)
+    while p * 2 <= c:
+        p *= 2
+    return p
 
 
 cdef inline Py_ssize_t chunk_at(Py_ssize_t extent, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
