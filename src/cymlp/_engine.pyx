@@ -249,135 +249,6 @@ cdef int run_team(int threads, team_body body, void* args) noexcept nogil:
     return 0
 
 
-cdef void par_gemm(
-    const Member* me, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-    const floating* a, Py_ssize_t lda,     # IN  op(a): m x k
-    const floating* b, Py_ssize_t ldb,     # IN  op(b): k x n
-    floating* c, Py_ssize_t ldc,           # OUT m x n
-) noexcept nogil:
-    """c = op(a) @ op(b), row-major, in fixed chunks of c's rows, each a
-    single-threaded BLAS call. A row of op(a) is a row of a, or a column of a
-    when trans_a (the weight gradient inp^T delta: split over fan_in, never
-    over the rows it sums)."""
-    cdef Py_ssize_t nch = n_chunks(m, 2.0 * m * n * k, GEMM_GRAIN, GEMM_MIN_ROWS), r0
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        r0 = chunk_at(m, nch, ch)
-        gemm(trans_a, trans_b, <int> (chunk_at(m, nch, ch + 1) - r0), <int> n, <int> k,
-             <floating> 1, a + (r0 if trans_a else r0 * lda), <int> lda, b, <int> ldb,
-             <floating> 0, c + r0 * ldc, <int> ldc)
-        ch = claim(me)
-    sync(me)
-
-
-cdef void par_bias_activate(
-    const Member* me, floating* z, const floating* bias, Py_ssize_t rows, Py_ssize_t cols,
-    int act, const UnaryLoop* vec, floating* pre, double slope,
-) noexcept nogil:
-    """bias_activate in fixed chunks of rows (softmax works row by row)."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), r0
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        r0 = chunk_at(rows, nch, ch)
-        bias_activate(z + r0 * cols, bias, chunk_at(rows, nch, ch + 1) - r0, cols, act, vec,
-                      pre + r0 * cols if pre != NULL else NULL, slope)
-        ch = claim(me)
-    sync(me)
-
-
-cdef void par_derivative(
-    const Member* me, const floating* a, const floating* z, floating* delta,
-    const floating* mask, Py_ssize_t n, int act, double slope,
-) noexcept nogil:
-    """delta *= f'(z), then times the dropout mask (unless NULL), elementwise
-    in fixed chunks."""
-    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), e0, e1, e
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        e0 = chunk_at(n, nch, ch)
-        e1 = chunk_at(n, nch, ch + 1)
-        multiply_derivative(a + e0, z + e0 if z != NULL else NULL, delta + e0, e1 - e0,
-                            act, slope)
-        if mask != NULL:
-            for e in range(e0, e1):
-                delta[e] = delta[e] * mask[e]
-        ch = claim(me)
-    sync(me)
-
-
-cdef void par_dropout(
-    const Member* me, const floating* a, floating* dropped, floating* mask, Py_ssize_t n,
-    double rate, uint64_t* state,
-) noexcept nogil:
-    """dropout_forward in fixed chunks; each chunk starts the generator where
-    the serial sequence is at its first value, so the masks do not depend on
-    the split. `state` is the calling thread's own copy: every thread moves
-    it past the n values."""
-    cdef Py_ssize_t nch = n_chunks(n, <double> n, PASS_GRAIN, 1), e0
-    cdef uint64_t start = state[0], s
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        e0 = chunk_at(n, nch, ch)
-        s = splitmix64_skip(start, e0)
-        dropout_forward(a + e0, dropped + e0, mask + e0, chunk_at(n, nch, ch + 1) - e0,
-                        rate, &s)
-        ch = claim(me)
-    state[0] = splitmix64_skip(start, n)
-    sync(me)
-
-
-cdef void par_column_sums(const Member* me, const floating* a, floating* out,
-                          Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    """column_sums in fixed chunks of columns: each column still sums its rows
-    in order."""
-    # at least 8 columns (a cache line of doubles) per chunk
-    cdef Py_ssize_t nch = n_chunks(cols, <double> rows * cols, PASS_GRAIN, 8), c0
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        c0 = chunk_at(cols, nch, ch)
-        column_sums(a + c0, out + c0, rows, chunk_at(cols, nch, ch + 1) - c0, cols)
-        ch = claim(me)
-    sync(me)
-
-
-cdef double par_loss(
-    const Member* me, const floating* out, const floating* y, const Py_ssize_t* idx,
-    const floating* sw, floating* delta, double* row_loss, Py_ssize_t rows,
-    Py_ssize_t cols, int loss, double loss_param,
-) noexcept nogil:
-    """loss_and_delta in fixed chunks of rows; the rows' losses are then added
-    in row order, as the serial kernel adds them (by every thread: each
-    returns the same total)."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * cols, PASS_GRAIN, 1), r0, r
-    cdef double total = 0.0
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        r0 = chunk_at(rows, nch, ch)
-        # targets and weights are indexed through idx, or consecutive
-        loss_and_delta(out + r0 * cols, y if idx != NULL else y + r0 * cols,
-                       idx + r0 if idx != NULL else NULL,
-                       sw + r0 if sw != NULL and idx == NULL else sw,
-                       delta + r0 * cols, row_loss + r0, chunk_at(rows, nch, ch + 1) - r0,
-                       cols, loss, loss_param)
-        ch = claim(me)
-    sync(me)
-    for r in range(rows):
-        total += row_loss[r]
-    return total
-
-
-cdef void par_gather(const Member* me, const floating* X, const Py_ssize_t* idx,
-                     floating* out, Py_ssize_t rows, Py_ssize_t n_in) noexcept nogil:
-    """out[r] = X[idx[r]] for the minibatch's rows, in fixed chunks."""
-    cdef Py_ssize_t nch = n_chunks(rows, <double> rows * n_in, PASS_GRAIN, 1), r
-    cdef Py_ssize_t ch = claim(me)
-    while ch < nch:
-        for r in range(chunk_at(rows, nch, ch), chunk_at(rows, nch, ch + 1)):
-            memcpy(out + r * n_in, X + idx[r] * n_in, n_in * sizeof(floating))
-        ch = claim(me)
-    sync(me)
-
-
 cdef inline double step_range(const Optimizer* opt, floating* w, const floating* g,
                               Py_ssize_t e0, Py_ssize_t e1, Py_ssize_t n_coefs,
                               double sw_sum, double lr_t, bint want_sq) noexcept nogil:
@@ -425,12 +296,6 @@ cdef double par_optimizer_step(const Member* me, const Optimizer* opt, floating*
     for ch in range(nch):
         total += partial[ch]
     return total
-
-
-cdef inline bint single(const Member* me) noexcept nogil:
-    """Whether the calling thread takes the current one-chunk pass (for
-    serial work that any one thread may do; end it with sync)."""
-    return claim(me) == 0
 
 
 cdef struct Net:
@@ -590,7 +455,7 @@ cdef struct Tables:
     # precision; a block of void* so one struct serves both (see layer_tables).
     void** W                  # L coefficient matrices
     void** b                  # L intercepts
-    void** act                # L + 1 activations; act[0] is the input rows
+    void** act                # L + 1 activations (act[0], the input, unused: see row_block)
     void** delta              # L output deltas: delta[i] belongs to act[i + 1]
     void** pre                # L + 1 pre-activations (only gelu / silu), or NULL
     void** inp                # L + 1 GEMM inputs: act[i] or its dropped-out copy
@@ -599,75 +464,205 @@ cdef struct Tables:
     double* row_loss          # one loss per row (for a split of the loss pass)
 
 
-cdef void forward_rows(
-    const Member* me, const Net* net, Tables* t, Py_ssize_t rows,
-    const floating* sp_data, const SparseRows* sp, Dropout* drop,
-) noexcept nogil:
-    """act[i + 1] = f(inp[i] @ W[i] + b[i]) for every layer, by the team.
+# ----------------------------------------------------------------------------
+# The passes of a minibatch. Everything a row computes on its own (the
+# gather, the forward pass through every layer, the row's loss and output
+# delta, the deltas of the hidden layers) is ONE pass over fixed chunks of
+# rows: each chunk runs start to end on one thread, with single-threaded
+# BLAS calls on its rows. What sums over the rows (the weight and bias
+# gradients) is a second pass, and the optimizer step a third: three
+# barriers per minibatch, where a pass per layer and per operation took a
+# dozen, and the small operations of the output layer, which cannot be
+# split profitably on their own, are shared out with the rest of their rows.
+# ----------------------------------------------------------------------------
 
-    The input is act[0] (dense rows), or the CSR minibatch sp when sp != NULL.
-    With drop (training only: the calling thread's copy), hidden layers with a
-    dropout rate also get a mask and a dropped-out copy inp[i + 1], which the
-    next layer reads.
+# A minibatch (or all the rows of a loss and gradient, or a prediction
+# chunk), as the row pass reads it.
+cdef struct Batch:
+    Py_ssize_t rows
+    const void* X             # the gather's source (all of X), or the CSR values
+    const Py_ssize_t* idx     # the rows of X, targets and weights; NULL: consecutive
+    const SparseRows* sp      # the CSR minibatch, or NULL (dense)
+    const void* y             # targets, row r at idx[r] (or r); NULL: forward only
+    const void* sw            # sample weights indexed like y, or NULL
+    bint backward             # with y: the hidden layers' deltas too
+
+
+cdef inline Py_ssize_t row_chunks(const Net* net, Py_ssize_t rows) noexcept nogil:
+    """The row pass's number of chunks for `rows` rows, sized by the rows'
+    forward products (a function of the shapes, as every chunking here)."""
+    cdef Py_ssize_t i
+    cdef double flops = 0.0
+    for i in range(net.n_layers):
+        flops += 2.0 * rows * net.units[i] * net.units[i + 1]
+    return n_chunks(rows, flops, GEMM_GRAIN, GEMM_MIN_ROWS)
+
+
+cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x0,
+                    Py_ssize_t r0, Py_ssize_t r1, const Dropout* drop) noexcept nogil:
+    """Rows r0..r1 of the row pass, on the calling thread.
+
+    x0 is the minibatch's dense input (rows n_in apart; the gather buffer
+    when b.idx selects rows of a dense X); drop the calling thread's
+    generator as it is at the start of the pass, or NULL.
     """
-    cdef Py_ssize_t i, L = net.n_layers
+    cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers, n_in = net.units[0]
     cdef Py_ssize_t* u = net.units
     cdef floating** W = <floating**> t.W
     cdef floating** act = <floating**> t.act
     cdef floating** inp = <floating**> t.inp
+    cdef floating** delta = <floating**> t.delta
+    cdef floating** pre = <floating**> t.pre
+    cdef floating** mask = <floating**> t.mask
+    cdef floating* gathered = <floating*> t.gathered
+    cdef const floating* X = <const floating*> b.X
+    cdef const floating* y = <const floating*> b.y
+    cdef const floating* sw = <const floating*> b.sw
+    cdef const floating* a
+    cdef SparseRows sp
+    cdef uint64_t state = drop.state if drop != NULL else 0, s
     cdef bint hidden
-    cdef uint64_t state
+    if b.sp == NULL and b.idx != NULL and gathered != NULL:
+        for e in range(r0, r1):
+            memcpy(gathered + e * n_in, X + b.idx[e] * n_in, n_in * sizeof(floating))
     for i in range(L):
         hidden = i < L - 1
-        if i == 0 and sp != NULL:
-            if single(me):
-                csr_times_dense(sp_data, sp, rows, W[0], u[1], act[1])
-            sync(me)
+        if i == 0 and b.sp != NULL:
+            sp = b.sp[0]
+            if sp.idx != NULL:
+                sp.idx = sp.idx + r0
+            else:
+                sp.start = sp.start + r0
+            csr_times_dense(X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
         else:
-            par_gemm(me, False, False, rows, u[i + 1], u[i], inp[i], u[i], W[i], u[i + 1],
-                     act[i + 1], u[i + 1])
-        par_bias_activate(me, act[i + 1], <floating*> t.b[i], rows, u[i + 1],
-                          net.hidden_act if hidden else net.out_act,
-                          _vec_of(net, hidden, <floating> 0),
-                          <floating*> t.pre[i + 1] if hidden and t.pre != NULL else NULL,
-                          net.slope)
+            a = x0 if i == 0 else inp[i]
+            gemm(False, False, <int> m, <int> u[i + 1], <int> u[i], <floating> 1,
+                 a + r0 * u[i], <int> u[i], W[i], <int> u[i + 1], <floating> 0,
+                 act[i + 1] + r0 * u[i + 1], <int> u[i + 1])
+        bias_activate(act[i + 1] + r0 * u[i + 1], <floating*> t.b[i], m, u[i + 1],
+                      net.hidden_act if hidden else net.out_act,
+                      _vec_of(net, hidden, <floating> 0),
+                      pre[i + 1] + r0 * u[i + 1] if hidden and pre != NULL else NULL,
+                      net.slope)
         if hidden and drop != NULL and drop.rate[i + 1] > 0:
-            # the generator state through a local: gcc's -Warray-bounds sees
-            # &drop.state of the NULL `drop` in its copy of this function for
-            # predict, where the branch is dead
-            state = drop.state
-            par_dropout(me, act[i + 1], inp[i + 1], <floating*> t.mask[i + 1],
-                        rows * u[i + 1], drop.rate[i + 1], &state)
-            drop.state = state
+            # the chunk's masks start where the serial sequence of this
+            # layer's masks is at the chunk's first value
+            s = splitmix64_skip(state, r0 * u[i + 1])
+            dropout_forward(act[i + 1] + r0 * u[i + 1], inp[i + 1] + r0 * u[i + 1],
+                            mask[i + 1] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
+            state = splitmix64_skip(state, b.rows * u[i + 1])
+    if y == NULL:
+        return
+    # targets and weights are indexed through idx, or consecutive
+    loss_and_delta(act[L] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
+                   b.idx + r0 if b.idx != NULL else NULL,
+                   sw + r0 if sw != NULL and b.idx == NULL else sw,
+                   delta[L - 1] + r0 * u[L], t.row_loss + r0, m, u[L], net.loss,
+                   net.loss_param)
+    if not b.backward:
+        return
+    for i in range(L - 1, 0, -1):
+        # delta[i - 1] = (delta[i] @ W[i]^T) * f'(z), times the dropout mask
+        gemm(False, True, <int> m, <int> u[i], <int> u[i + 1], <floating> 1,
+             delta[i] + r0 * u[i + 1], <int> u[i + 1], W[i], <int> u[i + 1], <floating> 0,
+             delta[i - 1] + r0 * u[i], <int> u[i])
+        multiply_derivative(act[i] + r0 * u[i], pre[i] + r0 * u[i] if pre != NULL else NULL,
+                            delta[i - 1] + r0 * u[i], m * u[i], net.hidden_act, net.slope)
+        if drop != NULL and drop.rate[i] > 0:
+            for e in range(r0 * u[i], r1 * u[i]):
+                delta[i - 1][e] = delta[i - 1][e] * mask[i][e]
 
 
-cdef void backward_rows(
-    const Member* me, const Net* net, Tables* t, floating* grad, Py_ssize_t rows,
-    const floating* sp_data, const SparseRows* sp, const Dropout* drop,
-) noexcept nogil:
-    """Unscaled gradients from the output delta, by the team: grad_W[i] =
-    inp[i]^T delta[i], grad_b[i] = column sums of delta[i], delta[i-1] =
-    (delta[i] @ W[i]^T) * f' (times the dropout mask of that layer)."""
-    cdef Py_ssize_t i, L = net.n_layers
+cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b,
+                     const floating* x0, Dropout* drop) noexcept nogil:
+    """The row pass, by the team, in fixed chunks of rows. With targets,
+    returns the rows' weighted losses added in row order, as the serial
+    kernel adds them (by every thread: each returns the same total). `drop`
+    is the calling thread's generator (or NULL): every thread moves it past
+    the pass's masks."""
+    cdef Py_ssize_t nch = row_chunks(net, b.rows), i, r
+    cdef double total = 0.0
+    cdef Py_ssize_t ch = claim(me)
+    while ch < nch:
+        row_block(net, t, b, x0, chunk_at(b.rows, nch, ch), chunk_at(b.rows, nch, ch + 1),
+                  drop)
+        ch = claim(me)
+    if drop != NULL:
+        for i in range(1, net.n_layers):
+            if drop.rate[i] > 0:
+                drop.state = splitmix64_skip(drop.state, b.rows * net.units[i])
+    sync(me)
+    if b.y != NULL:
+        for r in range(b.rows):
+            total += t.row_loss[r]
+    return total
+
+
+cdef inline Py_ssize_t product_chunks(const Net* net, Py_ssize_t i, Py_ssize_t rows,
+                                      bint sparse) noexcept nogil:
+    """Chunks of layer i's weight gradient, split over its fan_in (never over
+    the rows it sums); the CSR product of the first layer is one."""
+    if i == 0 and sparse:
+        return 1
+    return n_chunks(net.units[i], 2.0 * rows * net.units[i] * net.units[i + 1],
+                    GEMM_GRAIN, GEMM_MIN_ROWS)
+
+
+cdef inline Py_ssize_t sum_chunks(const Net* net, Py_ssize_t i, Py_ssize_t rows) noexcept nogil:
+    """Chunks of layer i's bias gradient, split over its columns (at least 8,
+    a cache line of doubles, each): each column still sums its rows in order."""
+    return n_chunks(net.units[i + 1], <double> rows * net.units[i + 1], PASS_GRAIN, 8)
+
+
+cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* grad,
+                        Py_ssize_t rows, const floating* x0, const floating* sp_data,
+                        const SparseRows* sp) noexcept nogil:
+    """Unscaled gradients of every layer, by the team: grad_W[i] = inp[i]^T
+    delta[i] (x0 or the CSR rows sp for the first layer), grad_b[i] = the
+    column sums of delta[i]. One claim loop over all the layers' chunks (the
+    products, then the sums), one barrier."""
+    cdef Py_ssize_t L = net.n_layers, i, c, nch, c0, c1
     cdef Py_ssize_t* u = net.units
     cdef floating** delta = <floating**> t.delta
-    for i in range(L - 1, -1, -1):
-        if i == 0 and sp != NULL:
-            if single(me):
-                csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
-                                          grad + net.coef_off[0], u[0])
-            sync(me)
+    cdef const floating* a
+    cdef Py_ssize_t ch = claim(me)
+    cdef bint found
+    while True:
+        c = ch
+        found = False
+        for i in range(2 * L):
+            nch = (product_chunks(net, i, rows, sp != NULL) if i < L
+                   else sum_chunks(net, i - L, rows))
+            if c < nch:
+                found = True
+                break
+            c -= nch
+        if not found:
+            break
+        if i >= L:
+            i -= L
+            c0 = chunk_at(u[i + 1], nch, c)
+            column_sums(delta[i] + c0, grad + net.bias_off[i] + c0, rows,
+                        chunk_at(u[i + 1], nch, c + 1) - c0, u[i + 1])
+        elif i == 0 and sp != NULL:
+            csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
+                                      grad + net.coef_off[0], u[0])
         else:
-            par_gemm(me, True, False, u[i], u[i + 1], rows, <floating*> t.inp[i], u[i],
-                     delta[i], u[i + 1], grad + net.coef_off[i], u[i + 1])
-        par_column_sums(me, delta[i], grad + net.bias_off[i], rows, u[i + 1])
-        if i > 0:
-            par_gemm(me, False, True, rows, u[i], u[i + 1], delta[i], u[i + 1],
-                     <floating*> t.W[i], u[i + 1], delta[i - 1], u[i])
-            par_derivative(me, <floating*> t.act[i],
-                           <floating*> t.pre[i] if t.pre != NULL else NULL, delta[i - 1],
-                           <floating*> t.mask[i] if drop != NULL and drop.rate[i] > 0 else NULL,
-                           rows * u[i], net.hidden_act, net.slope)
+            a = x0 if i == 0 else <floating*> t.inp[i]
+            c0 = chunk_at(u[i], nch, c)
+            c1 = chunk_at(u[i], nch, c + 1)
+            gemm(True, False, <int> (c1 - c0), <int> u[i + 1], <int> rows, <floating> 1,
+                 a + c0, <int> u[i], delta[i], <int> u[i + 1], <floating> 0,
+                 grad + net.coef_off[i] + c0 * u[i + 1], <int> u[i + 1])
+        ch = claim(me)
+    sync(me)
+
+
+cdef Py_ssize_t gradient_chunks(const Net* net, Py_ssize_t rows, bint sparse) noexcept nogil:
+    cdef Py_ssize_t i, c = 0
+    for i in range(net.n_layers):
+        c += product_chunks(net, i, rows, sparse) + sum_chunks(net, i, rows)
+    return c
 
 
 cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
@@ -733,9 +728,9 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     laid out by workspace_layout with the same rows, gather and dropout.
 
     One allocation holds every table and the rows' losses (returned, for
-    free()); NULL when out of memory. act[0] and inp[0] (the input rows) are
-    left for the caller, and so are W and b when params is NULL (predict,
-    from separate arrays).
+    free()); NULL when out of memory. act[0] and inp[0] are NULL: the passes
+    take the input rows as an argument. W and b are left for the caller when
+    params is NULL (predict, from separate arrays).
     """
     cdef Py_ssize_t L = net.n_layers, i, off
     cdef Py_ssize_t region[WS_END + 1]
@@ -767,6 +762,8 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
             # the next layer reads the dropped-out copy
             t.inp[i + 1] = work + region[WS_DROP] + off
             t.mask[i + 1] = work + region[WS_MASK] + off
+    t.act[0] = NULL
+    t.inp[0] = NULL
     if net.keep_pre:
         t.pre[0] = NULL
     if dropout:
@@ -775,26 +772,17 @@ cdef void** layer_tables(const Net* net, floating* params, floating* work,
     return blk
 
 
-cdef inline void set_input(Tables* t, floating* x) noexcept nogil:
-    t.act[0] = x
-    t.inp[0] = x
-
-
-cdef Py_ssize_t call_chunks(const Net* net, Py_ssize_t rows, bint gather,
+cdef Py_ssize_t call_chunks(const Net* net, Py_ssize_t rows, bint gradients, bint sparse,
                             bint step) noexcept nogil:
     """The most chunks of any pass of a call on minibatches of `rows` rows
-    (with the gather, the optimizer step): a team larger than that would
-    only wait. 1 means a serial call."""
-    cdef Py_ssize_t i, c = 1, L = net.n_layers
-    cdef Py_ssize_t* u = net.units
-    cdef double flops
-    for i in range(L):
-        flops = 2.0 * rows * u[i] * u[i + 1]
-        c = max(c, n_chunks(rows, flops, GEMM_GRAIN, GEMM_MIN_ROWS),
-                n_chunks(u[i], flops, GEMM_GRAIN, GEMM_MIN_ROWS),
-                n_chunks(rows, <double> rows * u[i + 1], PASS_GRAIN, 1))
-    if gather:
-        c = max(c, n_chunks(rows, <double> rows * u[0], PASS_GRAIN, 1))
+    (with the gradient pass; with the optimizer step): a team larger than
+    that would only wait. 1 means a serial call. (The bias gradients' sums
+    share the gradient pass but are not counted: on their own they are too
+    small to be worth a second thread.)"""
+    cdef Py_ssize_t i, c = row_chunks(net, rows)
+    if gradients:
+        for i in range(net.n_layers):
+            c = max(c, product_chunks(net, i, rows, sparse))
     if step:
         c = max(c, n_chunks(net.n_params, <double> net.n_params, PASS_GRAIN, 1))
     return c
@@ -847,7 +835,8 @@ cdef int train_epoch_impl(
     e.t = &t
     e.drop = drop
     e.loss = 0.0
-    nt = team_size(nt, call_chunks(net, min(batch_size, d.n_samples), gather, True))
+    nt = team_size(nt, call_chunks(net, min(batch_size, d.n_samples), True,
+                                  d.indptr != NULL, True))
     e.f32 = floating is float
     status = run_team(nt, epoch_body, &e)
     loss_out[0] = e.loss
@@ -902,9 +891,10 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
     cdef bint gather = order != NULL and d.indptr == NULL
     cdef SparseRows sp
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
-    cdef const floating* y_batch
     cdef const floating* sw_batch
+    cdef const floating* x0
     cdef const Py_ssize_t* idx
+    cdef Batch b
     cdef floating* rows_buf = <floating*> t.gathered
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
     cdef Py_ssize_t steps = opt.t
@@ -916,6 +906,9 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
         drop_p = &drop
     sp.indptr = d.indptr
     sp.indices = d.indices
+    b.X = X
+    b.sp = spp
+    b.backward = True
     # The L2 penalty: Adam's step also sums the squares of the coefficients it
     # writes, the next minibatch's penalty, where the divider leaves the
     # arithmetic free (about 0.03 ns per float64 parameter cheaper than a
@@ -928,29 +921,27 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
     start = 0
     while start < d.n_samples:
         rows = min(e.batch_size, d.n_samples - start)
-        # Select the minibatch: rows order[start:start+rows] (shuffled epoch)
-        # or the block start:start+rows, used in place. The leader points the
-        # shared tables at it; the next barrier publishes that.
+        # The minibatch: rows order[start:start+rows] (a shuffled epoch: the
+        # row pass gathers dense rows into rows_buf) or the block
+        # start:start+rows, used in place. Every thread works out where it
+        # is for itself: nothing shared changes between minibatches.
+        b.rows = rows
         if order != NULL:
             idx = order + start
-            y_batch = Y
-            sw_batch = sw
+            b.y = Y
+            b.sw = sw
         else:
             idx = NULL
-            y_batch = Y + start * n_out
-            sw_batch = sw + start if sw != NULL else NULL
-        if spp != NULL:
-            sp.idx = idx
-            sp.start = start
-        elif me.leader:
-            set_input(t, rows_buf if gather else <floating*> X + start * n_in)
-        if gather:
-            par_gather(me, X, idx, rows_buf, rows, n_in)
-        else:
-            sync(me)
+            b.y = Y + start * n_out
+            b.sw = sw + start if sw != NULL else NULL
+        b.idx = idx
+        sp.idx = idx
+        sp.start = start
+        x0 = rows_buf if gather else (X + start * n_in if spp == NULL else NULL)
 
         if sw != NULL:
             sw_sum = 0.0
+            sw_batch = <const floating*> b.sw
             for r in range(rows):
                 sw_sum += sw_batch[idx[r] if idx != NULL else r]
             if sw_sum == 0:
@@ -959,16 +950,13 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
         else:
             sw_sum = rows
 
-        forward_rows(me, net, t, rows, X, spp, drop_p)
-        wloss = par_loss(me, <floating*> t.act[L], y_batch, idx, sw_batch,
-                         <floating*> t.delta[L - 1], t.row_loss, rows, n_out, net.loss,
-                         net.loss_param)
+        wloss = par_rows(me, net, t, &b, x0, drop_p)
         if me.leader:
-            # (the parameters change only in the step, after two barriers)
+            # (the parameters change only in the step, after the next barrier)
             if not fold_sq and opt.alpha != 0:
                 coef_sq = sum_squares(net, params)
             accumulated += batch_loss(net, wloss, sw_sum, opt.alpha, coef_sq) * rows
-        backward_rows(me, net, t, grad, rows, X, spp, drop_p)
+        par_gradients(me, net, t, grad, rows, x0, X, spp)
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts; with fold_sq it returns the next minibatch's penalty.
@@ -1014,7 +1002,6 @@ cdef int loss_grad_impl(
     cdef int status
     if blk == NULL:
         return -1
-    set_input(&t, <floating*> d.X)
     lg.net = net
     lg.alpha = alpha
     lg.d = d
@@ -1022,7 +1009,7 @@ cdef int loss_grad_impl(
     lg.grad = grad
     lg.t = &t
     lg.loss = 0.0
-    nt = team_size(nt, call_chunks(net, d.n_samples, False, False))
+    nt = team_size(nt, call_chunks(net, d.n_samples, grad != NULL, d.indptr != NULL, False))
     lg.f32 = floating is float
     status = run_team(nt, loss_grad_body, &lg)
     loss_out[0] = lg.loss
@@ -1043,6 +1030,8 @@ cdef void loss_grad_member(LossGrad* lg, const Member* me, floating* params) noe
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
     cdef double sw_sum, wloss
     cdef floating a_ = <floating> lg.alpha, n_
+    cdef const floating* x0
+    cdef Batch b
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
@@ -1053,15 +1042,20 @@ cdef void loss_grad_member(LossGrad* lg, const Member* me, floating* params) noe
             sw_sum += sw[i]
     else:
         sw_sum = n
-    forward_rows(me, net, t, n, X, spp, NULL)
-    wloss = par_loss(me, <floating*> t.act[L], <const floating*> d.Y, NULL, sw,
-                     <floating*> t.delta[L - 1], t.row_loss, n, net.units[L], net.loss,
-                     net.loss_param)
+    b.rows = n
+    b.X = X
+    b.idx = NULL
+    b.sp = spp
+    b.y = d.Y
+    b.sw = sw
+    b.backward = grad != NULL
+    x0 = X if spp == NULL else NULL
+    wloss = par_rows(me, net, t, &b, x0, NULL)
     if me.leader:
         lg.loss = batch_loss(net, wloss, sw_sum, lg.alpha,
                              sum_squares(net, params) if lg.alpha != 0 else 0.0)
     if grad != NULL:
-        backward_rows(me, net, t, grad, n, X, spp, NULL)
+        par_gradients(me, net, t, grad, n, x0, X, spp)
         # (A^T delta + alpha W) / sw_sum, then the intercepts' sums / sw_sum
         if me.leader:
             n_ = <floating> sw_sum
@@ -1114,7 +1108,7 @@ cdef int predict_chunks(
     pr.c0 = c0
     pr.c1 = c1
     pr.status = 0
-    nt = team_size(nt, call_chunks(net, min(chunk, d.n_samples), False, False))
+    nt = team_size(nt, call_chunks(net, min(chunk, d.n_samples), False, False, False))
     pr.f32 = floating is float
     status = run_team(nt, predict_body, &pr)
     free(blk); free(buf)
@@ -1131,9 +1125,16 @@ cdef void predict_member(Predict* pr, const Member* me, floating* out) noexcept 
     cdef const floating* X = <const floating*> d.X
     cdef SparseRows sp
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
+    cdef Batch b
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
+    b.X = X
+    b.idx = NULL
+    b.sp = spp
+    b.y = NULL
+    b.sw = NULL
+    b.backward = False
     for c in range(pr.c0, pr.c1):
         start = c * pr.chunk
         rows = min(pr.chunk, n - start)
@@ -1144,13 +1145,13 @@ cdef void predict_member(Predict* pr, const Member* me, floating* out) noexcept 
             if (pr.check_finite and spp == NULL
                     and not all_finite(X + start * n_in, rows * n_in)):
                 pr.status = 1
-            set_input(t, <floating*> X + start * n_in)
             # the output layer is written straight into `out`
             t.act[L] = out + start * n_out
         sync(me)
         if pr.status != 0:
             return
-        forward_rows(me, net, t, rows, X, spp, NULL)
+        b.rows = rows
+        par_rows(me, net, t, &b, X + start * n_in if spp == NULL else NULL, NULL)
 
 
 cdef int predict_impl(
