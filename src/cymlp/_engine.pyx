@@ -39,7 +39,7 @@ from ._kernels cimport (
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
     cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_adam_path_f, cymlp_adam_path_d,
     cymlp_adam_quotients_f, cymlp_adam_quotients_d,
-    CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA,
+    CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID,
 )
 
 # The one list of activations: the estimators' parameter constraints, the
@@ -1967,9 +1967,11 @@ def _kernel_column_sums(const floating[:, ::1] a):
 
 # Adam's quotient by the divider or without it (_exact_quotient.h): the same
 # bits, so the faster one on this machine is chosen once, here, unless the
-# environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA).
+# environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA,
+# hybrid: the FMA square root and the divider's division).
 cymlp_adam_select()
-_ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA}
+_ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA,
+               "hybrid": CYMLP_PATH_HYBRID}
 
 
 def _adam_path_code(str path):
@@ -1977,8 +1979,9 @@ def _adam_path_code(str path):
 
     Parameters
     ----------
-    path : {"auto", "divider", "fma"}
-        "auto" is the path chosen when the module was loaded.
+    path : {"auto", "divider", "fma", "hybrid"}
+        "auto" is the path chosen when the module was loaded; "fma" uses
+        no square root or division instruction, "hybrid" the division alone.
 
     Returns
     -------
@@ -1991,8 +1994,8 @@ def _adam_path_code(str path):
     """
     if path not in _ADAM_PATHS:
         raise ValueError("unknown Adam path %r" % path)
-    if path == "fma" and not cymlp_fma_quotient_supported():
-        raise ValueError("the FMA path needs AVX-512, which this CPU or build lacks")
+    if path in ("fma", "hybrid") and not cymlp_fma_quotient_supported():
+        raise ValueError("the %s path needs AVX-512, which this CPU or build lacks" % path)
     return _ADAM_PATHS[path]
 
 
@@ -2003,10 +2006,11 @@ def _adam_step_path():
     -------
     dict
         ``{"float32": path, "float64": path}``, each path "divider" (the
-        square root and division instructions) or "fma" (the same bits from
-        reciprocal estimates and fused multiply-adds).
+        square root and division instructions), "fma" (the same bits from
+        reciprocal estimates and fused multiply-adds) or "hybrid" (the square
+        root so, the division by the divider).
     """
-    names = {CYMLP_PATH_DIVIDER: "divider", CYMLP_PATH_FMA: "fma"}
+    names = {CYMLP_PATH_DIVIDER: "divider", CYMLP_PATH_FMA: "fma", CYMLP_PATH_HYBRID: "hybrid"}
     return {"float32": names[cymlp_adam_path_f], "float64": names[cymlp_adam_path_d]}
 
 
@@ -2020,7 +2024,7 @@ def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double e
         Contiguous, of one dtype; the arithmetic is in that dtype.
     eps : float
         Rounded to the dtype first.
-    path : {"auto", "divider", "fma"}, default="auto"
+    path : {"auto", "divider", "fma", "hybrid"}, default="auto"
         See ``_adam_path_code``.
     sqrt_only : bool, default=False
         Return ``sqrt(v)`` instead (``a`` then only sets the length).

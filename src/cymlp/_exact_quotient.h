@@ -89,7 +89,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1 };
+/* The ways to Adam's quotient: the divider; no divider (FMA); the FMA square
+ * root with the divider's division (HYBRID: where division is cheap and the
+ * square root is not). */
+enum { CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1, CYMLP_PATH_HYBRID = 2 };
 
 /* The path each dtype's step takes (CYMLP_PATH_DIVIDER or _FMA), set once by
  * cymlp_adam_select when the module is loaded, before any step runs. */
@@ -106,11 +109,18 @@ static int cymlp_fma_quotient_supported(void)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
+/* Vectors in flight: each quotient is a chain of some 25 dependent
+ * operations, too long for the out-of-order window to overlap the next
+ * vector's on its own, so every stage is written for CYMLP_NV independent
+ * vectors in a row (the loops below unroll into interleaved code). */
+#define CYMLP_NV 4
+#define CYMLP_EACH(j) for (int j = 0; j < CYMLP_NV; j++)
+
 /* The quotient kernels of one dtype: SFX the intrinsics' suffix (pd, ps),
  * V / M / EPI / BITS its vector, mask, integer lanes and their width, SIGN
  * the sign bit, and the domain of the proof as bit patterns: v in
  * [V_LO, V_LO + V_SPAN], |a| (shifted left one bit, dropping the sign) in
- * [A_LO2, A_LO2 + A_SPAN2]; EPS_HI the largest eps. */
+ * [A_LO2, A_LO2 + A_SPAN2]. */
 #define CYMLP_EXACT_QUOTIENT(SFX, T, V, M, EPI, BITS, SIGN, V_LO, V_SPAN,      \
                              A_LO2, A_SPAN2)                                  \
     CYMLP_AVX512 static inline V cymlp_next_##SFX(V x)                        \
@@ -118,46 +128,50 @@ static int cymlp_fma_quotient_supported(void)
         return _mm512_castsi512_##SFX(                                        \
             _mm512_add_##EPI(_mm512_cast##SFX##_si512(x), _mm512_set1_##EPI(1))); \
     }                                                                         \
-    /* RN(sqrt(v)) for v inside the domain (see above). */                    \
-    CYMLP_AVX512 static inline V cymlp_sqrt_##SFX(V v)                        \
+    /* s = RN(sqrt(v)) for v inside the domain (see above). */                \
+    CYMLP_AVX512 static inline void cymlp_sqrt_##SFX(V *restrict s, const V *restrict v) \
     {                                                                         \
         const V half = _mm512_set1_##SFX(0.5);                                \
-        V y = _mm512_rsqrt14_##SFX(v);                                        \
-        V g = _mm512_mul_##SFX(v, y);                                         \
-        V h = _mm512_mul_##SFX(y, half);                                      \
+        V y[CYMLP_NV], g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV];    \
+        CYMLP_EACH(j) y[j] = _mm512_rsqrt14_##SFX(v[j]);                      \
+        CYMLP_EACH(j) g[j] = _mm512_mul_##SFX(v[j], y[j]);                    \
+        CYMLP_EACH(j) h[j] = _mm512_mul_##SFX(y[j], half);                    \
         if (sizeof(T) == 8) { /* 14 -> 28 bits; float needs no more */       \
-            V e = _mm512_fnmadd_##SFX(g, h, half);                            \
-            g = _mm512_fmadd_##SFX(g, e, g);                                  \
-            h = _mm512_fmadd_##SFX(h, e, h);                                  \
+            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], h[j], half);       \
+            CYMLP_EACH(j) g[j] = _mm512_fmadd_##SFX(g[j], r[j], g[j]);        \
+            CYMLP_EACH(j) h[j] = _mm512_fmadd_##SFX(h[j], r[j], h[j]);        \
         }                                                                     \
-        V r = _mm512_fnmadd_##SFX(g, g, v);                                   \
-        V s = _mm512_fmadd_round_##SFX(r, h, g,                               \
-                                       _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); \
-        V s_up = cymlp_next_##SFX(s);                                         \
-        M up = _mm512_cmp_##SFX##_mask(_mm512_fnmadd_##SFX(s, s_up, v),       \
-                                       _mm512_setzero_##SFX(), _CMP_GT_OQ);   \
-        return _mm512_mask_mov_##SFX(s, up, s_up);                            \
+        CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], g[j], v[j]);           \
+        CYMLP_EACH(j) s[j] = _mm512_fmadd_round_##SFX(                        \
+            r[j], h[j], g[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
+        CYMLP_EACH(j) up[j] = cymlp_next_##SFX(s[j]);                         \
+        CYMLP_EACH(j) s[j] = _mm512_mask_mov_##SFX(s[j], _mm512_cmp_##SFX##_mask( \
+            _mm512_fnmadd_##SFX(s[j], up[j], v[j]), _mm512_setzero_##SFX(),   \
+            _CMP_GT_OQ), up[j]);                                              \
     }                                                                         \
-    /* RN(a / d) for d > 0 and a, d, a / d inside the domain. */              \
-    CYMLP_AVX512 static inline V cymlp_div_##SFX(V a, V d)                    \
+    /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
+    CYMLP_AVX512 static inline void cymlp_div_##SFX(                          \
+        V *restrict q, const V *restrict a, const V *restrict d)              \
     {                                                                         \
-        V y = _mm512_rcp14_##SFX(d);                                          \
+        V y[CYMLP_NV], r[CYMLP_NV], away[CYMLP_NV];                           \
+        CYMLP_EACH(j) y[j] = _mm512_rcp14_##SFX(d[j]);                        \
         if (sizeof(T) == 8) {                                                 \
-            V e = _mm512_fnmadd_##SFX(d, y, _mm512_set1_##SFX(1));            \
-            y = _mm512_fmadd_##SFX(y, e, y);                                  \
+            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], y[j], _mm512_set1_##SFX(1)); \
+            CYMLP_EACH(j) y[j] = _mm512_fmadd_##SFX(y[j], r[j], y[j]);        \
         }                                                                     \
-        V q = _mm512_mul_##SFX(a, y);                                         \
-        V r = _mm512_fnmadd_##SFX(d, q, a);                                   \
-        q = _mm512_fmadd_round_##SFX(r, y, q, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); \
-        V q_away = cymlp_next_##SFX(q);                                       \
-        V t = _mm512_add_##SFX(_mm512_fnmadd_##SFX(d, q, a),                  \
-                               _mm512_fnmadd_##SFX(d, q_away, a));            \
-        /* t xor (a's sign bit): positive iff t is nonzero with a's sign */   \
-        V t_rel = _mm512_castsi512_##SFX(_mm512_ternarylogic_epi64(           \
-            _mm512_cast##SFX##_si512(t), _mm512_cast##SFX##_si512(a),         \
+        CYMLP_EACH(j) q[j] = _mm512_mul_##SFX(a[j], y[j]);                    \
+        CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], q[j], a[j]);           \
+        CYMLP_EACH(j) q[j] = _mm512_fmadd_round_##SFX(                        \
+            r[j], y[j], q[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
+        CYMLP_EACH(j) away[j] = cymlp_next_##SFX(q[j]);                       \
+        CYMLP_EACH(j) r[j] = _mm512_add_##SFX(_mm512_fnmadd_##SFX(d[j], q[j], a[j]), \
+                                              _mm512_fnmadd_##SFX(d[j], away[j], a[j])); \
+        /* r xor (a's sign bit): positive iff r is nonzero with a's sign */   \
+        CYMLP_EACH(j) r[j] = _mm512_castsi512_##SFX(_mm512_ternarylogic_epi64( \
+            _mm512_cast##SFX##_si512(r[j]), _mm512_cast##SFX##_si512(a[j]),   \
             _mm512_set1_##EPI(SIGN), 0x78));                                  \
-        M away = _mm512_cmp_##SFX##_mask(t_rel, _mm512_setzero_##SFX(), _CMP_GT_OQ); \
-        return _mm512_mask_mov_##SFX(q, away, q_away);                        \
+        CYMLP_EACH(j) q[j] = _mm512_mask_mov_##SFX(q[j], _mm512_cmp_##SFX##_mask( \
+            r[j], _mm512_setzero_##SFX(), _CMP_GT_OQ), away[j]);              \
     }                                                                         \
     /* The lanes whose v and a lie in the proof's domain (an integer range    \
      * test on the bit patterns: a negative v or a NaN falls outside). */     \
@@ -171,21 +185,37 @@ static int cymlp_fma_quotient_supported(void)
             in_v, _mm512_sub_##EPI(ab, _mm512_set1_##EPI(A_LO2)),             \
             _mm512_set1_##EPI(A_SPAN2));                                      \
     }                                                                         \
-    /* a / (sqrt(v) + eps) (sqrt_only: sqrt(v)), as the IEEE operations       \
-     * round it, for 0 <= eps <= the dtype's EPS_HI. */                       \
-    CYMLP_AVX512 static inline V cymlp_quotient_##SFX(V a, V v, V eps, int sqrt_only) \
+    /* q = a / (sqrt(v) + eps) as the IEEE operations round it, for           \
+     * 0 <= eps <= the dtype's EPS_HI; the square root alone with             \
+     * CYMLP_SQRT_ONLY, the division by the divider with CYMLP_HW_DIVIDE. */  \
+    CYMLP_AVX512 static inline void cymlp_quotient_##SFX(                     \
+        V *restrict q, const V *restrict a, const V *restrict v, V eps, int how) \
     {                                                                         \
-        V s = cymlp_sqrt_##SFX(v);                                            \
-        V q = sqrt_only ? s : cymlp_div_##SFX(a, _mm512_add_##SFX(s, eps));   \
-        M in = cymlp_inside_##SFX(a, v);                                      \
-        if (in != (M)~(M)0) { /* rare: the IEEE operations for those lanes */ \
-            V exact = _mm512_sqrt_##SFX(v);                                   \
-            if (!sqrt_only)                                                   \
-                exact = _mm512_div_##SFX(a, _mm512_add_##SFX(exact, eps));    \
-            q = _mm512_mask_mov_##SFX(exact, in, q);                          \
+        V d[CYMLP_NV];                                                        \
+        M in[CYMLP_NV], all = (M)~(M)0;                                       \
+        cymlp_sqrt_##SFX(d, v);                                               \
+        if (how == CYMLP_SQRT_ONLY) {                                         \
+            CYMLP_EACH(j) q[j] = d[j];                                        \
+        } else {                                                              \
+            CYMLP_EACH(j) d[j] = _mm512_add_##SFX(d[j], eps);                 \
+            if (how == CYMLP_HW_DIVIDE) {                                     \
+                CYMLP_EACH(j) q[j] = _mm512_div_##SFX(a[j], d[j]);            \
+            } else {                                                          \
+                cymlp_div_##SFX(q, a, d);                                     \
+            }                                                                 \
         }                                                                     \
-        return q;                                                             \
+        CYMLP_EACH(j) all &= in[j] = cymlp_inside_##SFX(a[j], v[j]);          \
+        if (all != (M)~(M)0) { /* rare: the IEEE operations for those lanes */ \
+            CYMLP_EACH(j) {                                                   \
+                V exact = _mm512_sqrt_##SFX(v[j]);                            \
+                if (how != CYMLP_SQRT_ONLY)                                   \
+                    exact = _mm512_div_##SFX(a[j], _mm512_add_##SFX(exact, eps)); \
+                q[j] = _mm512_mask_mov_##SFX(exact, in[j], q[j]);             \
+            }                                                                 \
+        }                                                                     \
     }
+
+enum { CYMLP_NO_DIVIDER = 0, CYMLP_HW_DIVIDE = 1, CYMLP_SQRT_ONLY = 2 };
 
 /* double: v in [2^-960, 2^960], |a| in [2^-450, 2^450]; 2^k's bits are
  * (k + 1023) << 52, and twice that with the sign shifted out. */
@@ -200,41 +230,49 @@ CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
 #define CYMLP_EPS_HI_pd 0x1p400
 #define CYMLP_EPS_HI_ps 0x1p40f
 
-/* Adam's step through the exact quotient, with the divider's arithmetic
- * otherwise: the gradient and moments are the same separate multiplies and
- * adds as NAME##_one (no FMA), and the squares go to the same lanes in the
- * same order (CYMLP_SQ_LOOP), so the bits are those of the divider's step.
- * A block is CYMLP_SQ_LANES elements: two double vectors, or one float
- * vector, independent of each other; the last partial block takes the
- * divider's loop. DIVIDER is the divider's step, ONE its one-element update. */
-#define CYMLP_ADAM_FMA_STEP(NAME, SFX, T, V, DIVIDER, ONE)                    \
+/* Adam's step through the exact quotient (HOW: CYMLP_NO_DIVIDER, or
+ * CYMLP_HW_DIVIDE to keep the divider for the division alone), with the
+ * divider's arithmetic otherwise: the gradient and moments are the same
+ * separate multiplies and adds as ONE (the divider's one-element update, no
+ * FMA), and the squares go to the same lanes in the same order
+ * (CYMLP_SQ_LOOP), so the bits are those of DIVIDER, the divider's step. A
+ * block is CYMLP_NV vectors; what is left after the last whole block takes
+ * the divider's loop. */
+#define CYMLP_ADAM_FMA_STEP(NAME, SFX, T, V, HOW, DIVIDER, ONE)               \
     CYMLP_AVX512 static inline void NAME##_block(                             \
         T *restrict w, const T *restrict g_raw, T *restrict m, T *restrict v, \
         T alpha, T inv_n, T b1, T c1, T b2, T c2, T eps, T lr_t,              \
         T *restrict part)                                                     \
     {                                                                         \
         const int lanes = (int)(sizeof(V) / sizeof(T));                       \
-        for (int j = 0; j < CYMLP_SQ_LANES; j += lanes) {                     \
-            V wj = _mm512_loadu_##SFX(w + j);                                 \
-            V g = _mm512_mul_##SFX(                                           \
-                _mm512_add_##SFX(_mm512_loadu_##SFX(g_raw + j),               \
-                                 _mm512_mul_##SFX(_mm512_set1_##SFX(alpha), wj)), \
+        V wj[CYMLP_NV], g[CYMLP_NV], a[CYMLP_NV], vi[CYMLP_NV], q[CYMLP_NV];   \
+        CYMLP_EACH(j) {                                                       \
+            wj[j] = _mm512_loadu_##SFX(w + j * lanes);                        \
+            g[j] = _mm512_mul_##SFX(                                          \
+                _mm512_add_##SFX(_mm512_loadu_##SFX(g_raw + j * lanes),       \
+                                 _mm512_mul_##SFX(_mm512_set1_##SFX(alpha), wj[j])), \
                 _mm512_set1_##SFX(inv_n));                                    \
             V mi = _mm512_add_##SFX(                                          \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(b1), _mm512_loadu_##SFX(m + j)), \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(c1), g));                  \
-            V vi = _mm512_add_##SFX(                                          \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(b2), _mm512_loadu_##SFX(v + j)), \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(c2), _mm512_mul_##SFX(g, g))); \
-            _mm512_storeu_##SFX(m + j, mi);                                   \
-            _mm512_storeu_##SFX(v + j, vi);                                   \
-            V a = _mm512_mul_##SFX(_mm512_set1_##SFX(-lr_t), mi);             \
-            wj = _mm512_add_##SFX(                                            \
-                wj, cymlp_quotient_##SFX(a, vi, _mm512_set1_##SFX(eps), 0));  \
-            _mm512_storeu_##SFX(w + j, wj);                                   \
-            if (part != NULL)                                                 \
-                _mm512_storeu_##SFX(part + j, _mm512_add_##SFX(               \
-                    _mm512_loadu_##SFX(part + j), _mm512_mul_##SFX(wj, wj))); \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(b1), _mm512_loadu_##SFX(m + j * lanes)), \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(c1), g[j]));               \
+            vi[j] = _mm512_add_##SFX(                                         \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(b2), _mm512_loadu_##SFX(v + j * lanes)), \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(c2), _mm512_mul_##SFX(g[j], g[j]))); \
+            _mm512_storeu_##SFX(m + j * lanes, mi);                           \
+            _mm512_storeu_##SFX(v + j * lanes, vi[j]);                        \
+            a[j] = _mm512_mul_##SFX(_mm512_set1_##SFX(-lr_t), mi);            \
+        }                                                                     \
+        cymlp_quotient_##SFX(q, a, vi, _mm512_set1_##SFX(eps), HOW);          \
+        CYMLP_EACH(j) {                                                       \
+            wj[j] = _mm512_add_##SFX(wj[j], q[j]);                            \
+            _mm512_storeu_##SFX(w + j * lanes, wj[j]);                        \
+        }                                                                     \
+        if (part != NULL) { /* element i0 + k to lane k % CYMLP_SQ_LANES */   \
+            CYMLP_EACH(j) {                                                   \
+                T *lane = part + j * lanes % CYMLP_SQ_LANES;                  \
+                _mm512_storeu_##SFX(lane, _mm512_add_##SFX(                   \
+                    _mm512_loadu_##SFX(lane), _mm512_mul_##SFX(wj[j], wj[j]))); \
+            }                                                                 \
         }                                                                     \
     }                                                                         \
     CYMLP_AVX512 static void NAME(                                            \
@@ -242,43 +280,54 @@ CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
         T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
         T b2, T c2, T eps, T lr_t, double *restrict sq)                       \
     {                                                                         \
+        const ptrdiff_t width = CYMLP_NV * (ptrdiff_t)(sizeof(V) / sizeof(T)); \
         if (!(eps >= 0 && eps <= CYMLP_EPS_HI_##SFX)) {                       \
             DIVIDER(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
             return;                                                           \
         }                                                                     \
         if (sq == NULL) {                                                     \
             ptrdiff_t idx = 0;                                                \
-            for (; idx + CYMLP_SQ_LANES <= size; idx += CYMLP_SQ_LANES)       \
+            for (; idx + width <= size; idx += width)                         \
                 NAME##_block(w + idx, g_raw + idx, m + idx, v + idx, alpha,   \
                              inv_n, b1, c1, b2, c2, eps, lr_t, NULL);         \
             for (; idx < size; idx++)                                         \
                 (void)ONE(w, g_raw, m, v, idx, alpha, inv_n, b1, c1, b2, c2, eps, lr_t); \
             return;                                                           \
         }                                                                     \
-        CYMLP_SQ_LOOP(T,                                                      \
+        CYMLP_SQ_LOOP(T, width,                                               \
             NAME##_block(w + i0_, g_raw + i0_, m + i0_, v + i0_, alpha, inv_n, \
                          b1, c1, b2, c2, eps, lr_t, part_),                   \
             ONE(w, g_raw, m, v, idx, alpha, inv_n, b1, c1, b2, c2, eps, lr_t)) \
     }
 
-CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_d, pd, double, __m512d, cymlp_adam_divider_d,
-                    cymlp_adam_divider_d_one)
-CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_f, ps, float, __m512, cymlp_adam_divider_f,
-                    cymlp_adam_divider_f_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_d, pd, double, __m512d, CYMLP_NO_DIVIDER,
+                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_f, ps, float, __m512, CYMLP_NO_DIVIDER,
+                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_d, pd, double, __m512d, CYMLP_HW_DIVIDE,
+                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_f, ps, float, __m512, CYMLP_HW_DIVIDE,
+                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
 
 /* The quotients alone, for the tests: every element through the vector
- * kernel (the last partial vector with masked loads and stores). */
+ * kernel (the last vectors with masked loads and stores). */
 #define CYMLP_FMA_QUOTIENTS(SFX, T, V, M)                                     \
     CYMLP_AVX512 static void cymlp_fma_quotients_##SFX(                       \
-        const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only)    \
+        const T *a, const T *v, T eps, T *out, ptrdiff_t n, int how)          \
     {                                                                         \
         const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(T));           \
-        for (ptrdiff_t i = 0; i < n; i += lanes) {                            \
-            M k = (M)(n - i >= lanes ? ~(M)0 : (M)(((M)1 << (n - i)) - 1));   \
-            V q = cymlp_quotient_##SFX(_mm512_maskz_loadu_##SFX(k, a + i),    \
-                                       _mm512_maskz_loadu_##SFX(k, v + i),    \
-                                       _mm512_set1_##SFX(eps), sqrt_only);    \
-            _mm512_mask_storeu_##SFX(out + i, k, q);                          \
+        for (ptrdiff_t i = 0; i < n; i += CYMLP_NV * lanes) {                 \
+            V av[CYMLP_NV], vv[CYMLP_NV], q[CYMLP_NV];                        \
+            M k[CYMLP_NV];                                                    \
+            CYMLP_EACH(j) {                                                   \
+                ptrdiff_t left = n - i - j * lanes;                           \
+                k[j] = left >= lanes ? (M)~(M)0 :                             \
+                       left <= 0 ? (M)0 : (M)(((M)1 << left) - 1);            \
+                av[j] = _mm512_maskz_loadu_##SFX(k[j], a + i + j * lanes);    \
+                vv[j] = _mm512_maskz_loadu_##SFX(k[j], v + i + j * lanes);    \
+            }                                                                 \
+            cymlp_quotient_##SFX(q, av, vv, _mm512_set1_##SFX(eps), how);     \
+            CYMLP_EACH(j) _mm512_mask_storeu_##SFX(out + i + j * lanes, k[j], q[j]); \
         }                                                                     \
     }
 
@@ -291,64 +340,71 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
 #endif
 
 /* Entry points of each dtype: the step (path CYMLP_PATH_AUTO: the one chosen
- * at load time), the quotients by either path (tests), and the timing of a
- * path on a small buffer (the load-time choice). */
-#define CYMLP_ADAM_ENTRY(SUFFIX, SFX, T, SQRT)                                    \
+ * at load time), the quotients by any path (tests), and the timing of a
+ * path on a small buffer (the load-time choice). A path the CPU cannot run
+ * is the divider's. */
+#define CYMLP_ADAM_ENTRY(SUFFIX, SFX, T, SQRT)                                \
     static int cymlp_adam_path_of_##SUFFIX(int path)                          \
     {                                                                         \
         if (path == CYMLP_PATH_AUTO)                                          \
             path = cymlp_adam_path_##SUFFIX;                                  \
-        return CYMLP_HAVE_FMA_QUOTIENT && path == CYMLP_PATH_FMA &&           \
-               cymlp_fma_quotient_supported() ? CYMLP_PATH_FMA : CYMLP_PATH_DIVIDER; \
+        return cymlp_fma_quotient_supported() ? path : CYMLP_PATH_DIVIDER;    \
     }                                                                         \
     static void cymlp_adam_step_##SUFFIX(                                     \
         T *w, const T *g_raw, T *m, T *v, ptrdiff_t size, T alpha, T inv_n,   \
         T b1, T c1, T b2, T c2, T eps, T lr_t, double *sq, int path)          \
     {                                                                         \
-        CYMLP_IF_FMA(if (cymlp_adam_path_of_##SUFFIX(path) == CYMLP_PATH_FMA) { \
-            cymlp_adam_fma_##SUFFIX(w, g_raw, m, v, size, alpha, inv_n, b1, c1, \
-                                    b2, c2, eps, lr_t, sq);                   \
-            return;                                                           \
-        })                                                                    \
-        cymlp_adam_divider_##SUFFIX(w, g_raw, m, v, size, alpha, inv_n, b1, c1, \
-                                    b2, c2, eps, lr_t, sq);                   \
+        void (*step)(T *restrict, const T *restrict, T *restrict, T *restrict, \
+                     ptrdiff_t, T, T, T, T, T, T, T, T, double *restrict) =    \
+            cymlp_adam_divider_##SUFFIX;                                      \
+        CYMLP_IF_FMA(                                                         \
+            path = cymlp_adam_path_of_##SUFFIX(path);                         \
+            if (path == CYMLP_PATH_FMA)                                       \
+                step = cymlp_adam_fma_##SUFFIX;                               \
+            else if (path == CYMLP_PATH_HYBRID)                               \
+                step = cymlp_adam_hybrid_##SUFFIX;                            \
+        )                                                                     \
+        step(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
     }                                                                         \
     static void cymlp_adam_quotients_##SUFFIX(                                \
         const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only,    \
         int path)                                                             \
     {                                                                         \
-        CYMLP_IF_FMA(if (cymlp_adam_path_of_##SUFFIX(path) == CYMLP_PATH_FMA) { \
-            cymlp_fma_quotients_##SFX(a, v, eps, out, n, sqrt_only);          \
-            return;                                                           \
-        })                                                                    \
+        CYMLP_IF_FMA(                                                         \
+            path = cymlp_adam_path_of_##SUFFIX(path);                         \
+            if (path != CYMLP_PATH_DIVIDER &&                                 \
+                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_##SFX))) {     \
+                cymlp_fma_quotients_##SFX(a, v, eps, out, n,                  \
+                    sqrt_only ? CYMLP_SQRT_ONLY : path == CYMLP_PATH_HYBRID ? \
+                    CYMLP_HW_DIVIDE : CYMLP_NO_DIVIDER);                      \
+                return;                                                       \
+            }                                                                 \
+        )                                                                     \
         for (ptrdiff_t i = 0; i < n; i++) {                                   \
             T s = SQRT(v[i]);                                                 \
             out[i] = sqrt_only ? s : a[i] / (s + eps);                        \
         }                                                                     \
     }                                                                         \
-    /* Seconds of the fastest of `reps` steps over n parameters by `path`. */ \
-    static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path, int reps) \
+    /* Seconds of one step over the n parameters of buf by `path`. */         \
+    static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path)     \
     {                                                                         \
-        double best = 1e30;                                                   \
-        for (int r = 0; r < reps; r++) {                                      \
-            struct timespec t0, t1;                                           \
-            double sq;                                                        \
-            timespec_get(&t0, TIME_UTC);                                      \
-            cymlp_adam_step_##SUFFIX(buf, buf + n, buf + 2 * n, buf + 3 * n, n, \
-                                     (T)1e-4, (T)(1.0 / 32), (T)0.9, (T)0.1,  \
-                                     (T)0.999, (T)0.001, (T)1e-8, (T)1e-3, &sq, path); \
-            timespec_get(&t1, TIME_UTC);                                      \
-            double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); \
-            best = dt < best ? dt : best;                                     \
-        }                                                                     \
-        return best;                                                          \
+        struct timespec t0, t1;                                               \
+        double sq;                                                            \
+        timespec_get(&t0, TIME_UTC);                                          \
+        cymlp_adam_step_##SUFFIX(buf, buf + n, buf + 2 * n, buf + 3 * n, n,   \
+                                 (T)1e-4, (T)(1.0 / 32), (T)0.9, (T)0.1,      \
+                                 (T)0.999, (T)0.001, (T)1e-8, (T)1e-3, &sq, path); \
+        timespec_get(&t1, TIME_UTC);                                          \
+        return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); \
     }                                                                         \
-    /* The faster path on this machine: a few steps of each over a buffer    \
-     * that stays in the L1/L2 caches, interleaved, the best of each kept.    \
-     * The FMA path must win clearly: on a tie the divider stays. */          \
+    /* The fastest path on this machine: a few steps of each over a buffer   \
+     * that stays in the caches, interleaved, the best time of each kept.    \
+     * Another path must beat the divider clearly: on a tie it stays. */     \
     static int cymlp_adam_calibrate_##SUFFIX(void)                            \
     {                                                                         \
         enum { N_ = 4096, REPS_ = 6 };                                        \
+        double best[3] = {1e30, 1e30, 1e30};                                  \
+        int chosen = CYMLP_PATH_DIVIDER;                                      \
         T *buf = (T *)malloc(4 * N_ * sizeof(T));                             \
         if (buf == NULL)                                                      \
             return CYMLP_PATH_DIVIDER;                                        \
@@ -357,15 +413,17 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
             x = x * 1664525u + 1013904223u;  /* weights, gradients: +-0.1 */  \
             buf[i] = i < 2 * N_ ? (T)((double)x / 4294967296.0 - 0.5) * (T)0.2 : (T)0; \
         }                                                                     \
-        double t_div = 1e30, t_fma = 1e30, t;                                 \
         for (int r = 0; r < REPS_; r++) {                                     \
-            t = cymlp_adam_time_##SUFFIX(buf, N_, CYMLP_PATH_DIVIDER, 1);     \
-            t_div = t < t_div ? t : t_div;                                    \
-            t = cymlp_adam_time_##SUFFIX(buf, N_, CYMLP_PATH_FMA, 1);         \
-            t_fma = t < t_fma ? t : t_fma;                                    \
+            for (int path = 0; path < 3; path++) {                            \
+                double t = cymlp_adam_time_##SUFFIX(buf, N_, path);           \
+                best[path] = t < best[path] ? t : best[path];                 \
+            }                                                                 \
         }                                                                     \
         free(buf);                                                            \
-        return t_fma < 0.97 * t_div ? CYMLP_PATH_FMA : CYMLP_PATH_DIVIDER;    \
+        for (int path = 1; path < 3; path++)                                  \
+            if (best[path] < 0.97 * best[CYMLP_PATH_DIVIDER] && best[path] < best[chosen]) \
+                chosen = path;                                                \
+        return chosen;                                                        \
     }
 
 #if CYMLP_HAVE_FMA_QUOTIENT
@@ -378,8 +436,9 @@ CYMLP_ADAM_ENTRY(d, pd, double, sqrt)
 CYMLP_ADAM_ENTRY(f, ps, float, sqrtf)
 
 /* Sets each dtype's path, once, when the module is loaded: the environment
- * variable CYMLP_ADAM_DIVIDER=1 forces the divider, =0 the FMA path (where
- * the CPU has AVX-512); otherwise the faster on this machine, timed. */
+ * variable CYMLP_ADAM_DIVIDER=1 forces the divider, =0 the FMA path (no
+ * divider at all), =hybrid the FMA square root and the divider's division
+ * (where the CPU has AVX-512); otherwise the fastest on this machine. */
 static void cymlp_adam_select(void)
 {
     const char *force = getenv("CYMLP_ADAM_DIVIDER");
@@ -387,6 +446,8 @@ static void cymlp_adam_select(void)
         cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
     } else if (force != NULL && strcmp(force, "0") == 0) {
         cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_FMA;
+    } else if (force != NULL && strcmp(force, "hybrid") == 0) {
+        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_HYBRID;
     } else {
         cymlp_adam_path_d = cymlp_adam_calibrate_d();
         cymlp_adam_path_f = cymlp_adam_calibrate_f();

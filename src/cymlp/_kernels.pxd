@@ -410,6 +410,7 @@ cdef extern from "_vector_loops.h" nogil:
         CYMLP_PATH_AUTO
         CYMLP_PATH_DIVIDER
         CYMLP_PATH_FMA
+        CYMLP_PATH_HYBRID
     int cymlp_all_finite_f(const float* x, Py_ssize_t n)
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 

@@ -66,7 +66,7 @@ static inline double cymlp_lane_total(const double *acc)
         }                                                                     \
         return;                                                               \
     }                                                                         \
-    CYMLP_SQ_LOOP(T,                                                          \
+    CYMLP_SQ_LOOP(T, CYMLP_SQ_LANES,                                          \
         for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++) {                         \
             ptrdiff_t idx = i0_ + k_;                                         \
             T wk_ = (UPDATE);                                                 \
@@ -74,22 +74,23 @@ static inline double cymlp_lane_total(const double *acc)
         },                                                                    \
         UPDATE)
 
-/* The sums of squares' loop: BLOCK updates the CYMLP_SQ_LANES elements from
- * i0_ and adds the square of element i0_ + k to part_[k]; the elements after
- * the last whole block take UPDATE, as in CYMLP_STEP_LOOP. */
-#define CYMLP_SQ_LOOP(T, BLOCK, UPDATE)                                       \
+/* The sums of squares' loop: BLOCK updates the WIDTH elements from i0_ (a
+ * multiple of CYMLP_SQ_LANES dividing CYMLP_SQ_BLOCK) and adds the square of
+ * element i0_ + k to part_[k % CYMLP_SQ_LANES], in the order of k; the
+ * elements after the last whole block take UPDATE. */
+#define CYMLP_SQ_LOOP(T, WIDTH, BLOCK, UPDATE)                                       \
     double acc_[CYMLP_SQ_LANES] = {0};                                        \
     for (ptrdiff_t lo_ = 0; lo_ < size; lo_ += CYMLP_SQ_BLOCK) {              \
         ptrdiff_t hi_ = size - lo_ < CYMLP_SQ_BLOCK ? size : lo_ + CYMLP_SQ_BLOCK; \
         T part_[CYMLP_SQ_LANES] = {0};                                        \
         ptrdiff_t i0_ = lo_;                                                  \
-        for (; i0_ + CYMLP_SQ_LANES <= hi_; i0_ += CYMLP_SQ_LANES) {          \
+        for (; i0_ + (WIDTH) <= hi_; i0_ += (WIDTH)) {                        \
             BLOCK;                                                            \
         }                                                                     \
         for (int k_ = 0; i0_ + k_ < hi_; k_++) {                              \
             ptrdiff_t idx = i0_ + k_;                                         \
             T wk_ = (UPDATE);                                                 \
-            part_[k_] += wk_ * wk_;                                           \
+            part_[k_ % CYMLP_SQ_LANES] += wk_ * wk_;                          \
         }                                                                     \
         for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++)                           \
             acc_[k_] += (double)part_[k_];                                    \
