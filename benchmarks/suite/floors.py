@@ -174,12 +174,15 @@ class StepFloor(_NetTiming):
     must do this work on top of the GEMMs, so "GEMM floor + step" bounds what
     an exact implementation can reach: sklearn / (floor + step). Wrapper
     overhead is measured on size-1 buffers and subtracted, as in GemmFloor.
+    Adam's quotient takes ``path`` ("auto": the one chosen when cymlp was
+    loaded; "divider", "fma", "hybrid": see ``cymlp._engine._adam_step_path``).
     """
 
-    def __init__(self, n_params, dtype, solver, n_batches, seed=0):
+    def __init__(self, n_params, dtype, solver, n_batches, seed=0, path="auto"):
         from cymlp import _engine  # test hook of the compiled step
 
         self.step = _engine._kernel_optimizer_step
+        self.path = path
         self.solver = solver
         self.n_batches = n_batches
         rng = np.random.default_rng(seed)
@@ -206,6 +209,6 @@ class StepFloor(_NetTiming):
         start = time.perf_counter()
         for _ in range(self.n_batches):
             step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3,
-                 return_sum_squares=fold)
+                 return_sum_squares=fold, path=self.path)
         return time.perf_counter() - start
 

@@ -66,8 +66,9 @@ SPECS = [
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 # table row names -> their workload, for --only
 ALIASES = {"grid-nj1": "grid", "grid-thr2": "grid", "memory": "memory-f32"}
-ALIASES.update({f"{s.name}-{net}": s.name for s in SPECS if s.kind == "step"
-                for net in ("mnist", "digits")})
+ALIASES.update({f"{s.name}-{net}{path}": s.name for s in SPECS if s.kind == "step"
+                for net in ("mnist", "digits")
+                for path in ("", "-divider", "-fma", "-hybrid")})
 # names of several workloads at once, for --only
 GROUPS = {"step": [s.name for s in SPECS if s.kind == "step"]}
 

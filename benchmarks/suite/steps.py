@@ -18,6 +18,11 @@ times a minibatch's optimizer step over every parameter, and nothing else:
 Each time is divided by steps x parameters. The rows have no target: the
 Adam step is the square root and division per parameter that bound every
 exact implementation (README, "The optimizer steps").
+
+For Adam, on a CPU with AVX-512, the rows ``-divider``, ``-fma`` and
+``-hybrid`` time cymlp's step with each way to its quotient forced (the same
+bits; the plain row takes the one chosen when cymlp was loaded,
+``cymlp._engine._adam_step_path()``), in the same interleaved repeats.
 """
 
 import time
@@ -150,6 +155,8 @@ def run_step(spec, data, quick, repeats, use_torch):
         runs = {"sklearn": sklearn_steps(floor, shapes), "cymlp": floor.epoch}
         if use_torch:
             runs["torch"] = torch_steps(floor, shapes)
+        for path in quotient_paths(solver):
+            runs[path] = StepFloor(n_params, dtype, solver, n_steps, path=path).epoch
         for run in runs.values():
             run()  # warm-up: first-call costs, page faults
         times = interleaved(runs, repeats)
@@ -159,6 +166,35 @@ def run_step(spec, data, quick, repeats, use_torch):
         notes = [f"{shape_text} network, {n_steps} steps x {plural(repeats, 'repeat')}; "
                  f"cymlp's call overhead subtracted: "
                  f"{floor.overhead() / n_steps * 1e6:.2f} us per step"]
+        paths = {path: per_param.pop(path) for path in quotient_paths(solver)}
         rows.append(Row(f"{spec.name}-{net}", "ns/param", per_param, spec, notes=notes,
                         params=n_params))
+        for path, times in paths.items():  # the sklearn column repeated, for its ratio
+            rows.append(Row(f"{spec.name}-{net}-{path}", "ns/param",
+                            {"sklearn": per_param["sklearn"], "cymlp": times}, spec,
+                            notes=[f"Adam's quotient by the {path} path, forced"],
+                            params=n_params))
     return rows
+
+
+def quotient_paths(solver):
+    """The ways to Adam's quotient that this CPU runs, each timed in a row of its own.
+
+    Parameters
+    ----------
+    solver : str
+
+    Returns
+    -------
+    tuple of str
+        Empty for SGD, or where cymlp has only the divider (no AVX-512).
+    """
+    from cymlp import _engine
+
+    if solver != "adam":
+        return ()
+    try:
+        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fma")
+    except ValueError:
+        return ()
+    return ("divider", "fma", "hybrid")

@@ -37,6 +37,9 @@ from ._kernels cimport (
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, is_mean_over_outputs, column_sums,
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
+    cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_adam_path_f, cymlp_adam_path_d,
+    cymlp_adam_quotients_f, cymlp_adam_quotients_d,
+    CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID,
 )
 
 # The one list of activations: the estimators' parameter constraints, the
@@ -1974,19 +1977,106 @@ def _kernel_column_sums(const floating[:, ::1] a):
     return out
 
 
+# Adam's quotient by the divider or without it (_exact_quotient.h): the same
+# bits, so the faster one on this machine is chosen once, here, unless the
+# environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA,
+# hybrid: the FMA square root and the divider's division).
+cymlp_adam_select()
+_ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA,
+               "hybrid": CYMLP_PATH_HYBRID}
+
+
+def _adam_path_code(str path):
+    """The C code of an Adam quotient path name.
+
+    Parameters
+    ----------
+    path : {"auto", "divider", "fma", "hybrid"}
+        "auto" is the path chosen when the module was loaded; "fma" uses
+        no square root or division instruction, "hybrid" the division alone.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or "fma" on a CPU without AVX-512.
+    """
+    if path not in _ADAM_PATHS:
+        raise ValueError("unknown Adam path %r" % path)
+    if path in ("fma", "hybrid") and not cymlp_fma_quotient_supported():
+        raise ValueError("the %s path needs AVX-512, which this CPU or build lacks" % path)
+    return _ADAM_PATHS[path]
+
+
+def _adam_step_path():
+    """The path Adam's step takes in each dtype, as chosen when cymlp was loaded.
+
+    Returns
+    -------
+    dict
+        ``{"float32": path, "float64": path}``, each path "divider" (the
+        square root and division instructions), "fma" (the same bits from
+        reciprocal estimates and fused multiply-adds) or "hybrid" (the square
+        root so, the division by the divider).
+    """
+    names = {CYMLP_PATH_DIVIDER: "divider", CYMLP_PATH_FMA: "fma", CYMLP_PATH_HYBRID: "hybrid"}
+    return {"float32": names[cymlp_adam_path_f], "float64": names[cymlp_adam_path_d]}
+
+
+def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double eps,
+                          str path="auto", bint sqrt_only=False):
+    """Adam's quotient ``a / (sqrt(v) + eps)`` elementwise, by the path named.
+
+    Parameters
+    ----------
+    a, v : ndarray of float32 or float64, shape (n,)
+        Contiguous, of one dtype; the arithmetic is in that dtype.
+    eps : float
+        Rounded to the dtype first.
+    path : {"auto", "divider", "fma", "hybrid"}, default="auto"
+        See ``_adam_path_code``.
+    sqrt_only : bool, default=False
+        Return ``sqrt(v)`` instead (``a`` then only sets the length).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Every path gives the bits of IEEE square root and division.
+    """
+    cdef int code = _adam_path_code(path)
+    _check_same_shape(np.asarray(a), np.asarray(v))
+    out = np.empty_like(np.asarray(v))
+    cdef floating[::1] o = out
+    if a.shape[0] > 0:
+        with nogil:
+            if floating is float:
+                cymlp_adam_quotients_f(&a[0], &v[0], <float> eps, &o[0], a.shape[0],
+                                       sqrt_only, code)
+            else:
+                cymlp_adam_quotients_d(&a[0], &v[0], eps, &o[0], a.shape[0],
+                                       sqrt_only, code)
+    return out
+
+
 def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] grad_raw,
                            floating[::1] state1, floating[::1] state2, double alpha,
                            double sw_sum, double lr, double momentum=0.9,
                            bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
-                           double epsilon=1e-8, bint return_sum_squares=False):
+                           double epsilon=1e-8, bint return_sum_squares=False,
+                           str path="auto"):
     """One optimizer step over a whole buffer (state2 is adam's second moment).
 
-    For adam, ``lr`` is the bias-corrected rate of this step. With
+    For adam, ``lr`` is the bias-corrected rate of this step, and ``path``
+    the way its quotient is computed (see ``_kernel_adam_quotient``). With
     ``return_sum_squares``, returns the sum of the squares of the new
     parameters that the step computes on the way (else None).
     """
     cdef double sq = 0.0
     cdef double* sq_out = &sq if return_sum_squares else NULL
+    cdef int code = _adam_path_code(path)
     _check_same_shape(np.asarray(params), np.asarray(grad_raw), np.asarray(state1),
                       None if state2 is None else np.asarray(state2))
     if kind == "adam" and state2 is None:
@@ -1996,7 +2086,7 @@ def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] g
     if params.shape[0] > 0 and kind == "adam":
         with nogil:
             adam_step(&params[0], &grad_raw[0], &state1[0], &state2[0], params.shape[0],
-                      alpha, sw_sum, lr, beta_1, beta_2, epsilon, sq_out)
+                      alpha, sw_sum, lr, beta_1, beta_2, epsilon, sq_out, code)
     elif params.shape[0] > 0:
         with nogil:
             sgd_step(&params[0], &grad_raw[0], &state1[0], params.shape[0],

@@ -391,12 +391,26 @@ cdef extern from "_vector_loops.h" nogil:
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
                           double alpha, double inv_n, double lr, double mu, int nesterov,
                           double* sq)
+    # path: CYMLP_PATH_AUTO (the one chosen at load time), _DIVIDER or _FMA
+    # (_exact_quotient.h); both give the same bits
     void cymlp_adam_step_f(float* w, const float* g_raw, float* m, float* v, Py_ssize_t size,
                            float alpha, float inv_n, float b1, float c1, float b2, float c2,
-                           float eps, float lr_t, double* sq)
+                           float eps, float lr_t, double* sq, int path)
     void cymlp_adam_step_d(double* w, const double* g_raw, double* m, double* v,
                            Py_ssize_t size, double alpha, double inv_n, double b1, double c1,
-                           double b2, double c2, double eps, double lr_t, double* sq)
+                           double b2, double c2, double eps, double lr_t, double* sq, int path)
+    void cymlp_adam_quotients_f(const float* a, const float* v, float eps, float* out,
+                                Py_ssize_t n, int sqrt_only, int path)
+    void cymlp_adam_quotients_d(const double* a, const double* v, double eps, double* out,
+                                Py_ssize_t n, int sqrt_only, int path)
+    void cymlp_adam_select()
+    int cymlp_fma_quotient_supported()
+    int cymlp_adam_path_f, cymlp_adam_path_d
+    enum:
+        CYMLP_PATH_AUTO
+        CYMLP_PATH_DIVIDER
+        CYMLP_PATH_FMA
+        CYMLP_PATH_HYBRID
     int cymlp_all_finite_f(const float* x, Py_ssize_t n)
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 
@@ -442,6 +456,7 @@ cdef inline void adam_step(
     double alpha, double sw_sum,
     double lr_t, double beta_1, double beta_2, double epsilon,
     double* sq,                # OUT   sum of the new w's squares (unless NULL)
+    int path=-1,               # IN    CYMLP_PATH_*: AUTO (-1), or a forced one (tests)
 ) noexcept nogil:
     """One Adam step with the bias-corrected rate lr_t, in the parameters' dtype.
 
@@ -452,10 +467,10 @@ cdef inline void adam_step(
     if floating is float:
         cymlp_adam_step_f(w, g_raw, m, v, size, <float> alpha, <float> (1.0 / sw_sum),
                           <float> beta_1, <float> (1 - beta_1), <float> beta_2,
-                          <float> (1 - beta_2), <float> epsilon, <float> lr_t, sq)
+                          <float> (1 - beta_2), <float> epsilon, <float> lr_t, sq, path)
     else:
         cymlp_adam_step_d(w, g_raw, m, v, size, alpha, 1.0 / sw_sum, beta_1, 1 - beta_1,
-                          beta_2, 1 - beta_2, epsilon, lr_t, sq)
+                          beta_2, 1 - beta_2, epsilon, lr_t, sq, path)
 
 
 # ----------------------------------------------------------------------------

@@ -57,7 +57,7 @@ static inline double cymlp_lane_total(const double *acc)
 /* The loop of a step over w[0:size] of dtype T: UPDATE, an expression in
  * `idx`, writes element idx and yields its new value. With sq, also the sums
  * of the squares (see above); the loop without them is kept apart, as it
- * was. The names the macro declares end in '_' (idx aside): none may be a
+ * was. The names the macros declare end in '_' (idx aside): none may be a
  * name that UPDATE reads. */
 #define CYMLP_STEP_LOOP(T, UPDATE)                                            \
     if (sq == NULL) {                                                         \
@@ -66,22 +66,31 @@ static inline double cymlp_lane_total(const double *acc)
         }                                                                     \
         return;                                                               \
     }                                                                         \
+    CYMLP_SQ_LOOP(T, CYMLP_SQ_LANES,                                          \
+        for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++) {                         \
+            ptrdiff_t idx = i0_ + k_;                                         \
+            T wk_ = (UPDATE);                                                 \
+            part_[k_] += wk_ * wk_;                                           \
+        },                                                                    \
+        UPDATE)
+
+/* The sums of squares' loop: BLOCK updates the WIDTH elements from i0_ (a
+ * multiple of CYMLP_SQ_LANES dividing CYMLP_SQ_BLOCK) and adds the square of
+ * element i0_ + k to part_[k % CYMLP_SQ_LANES], in the order of k; the
+ * elements after the last whole block take UPDATE. */
+#define CYMLP_SQ_LOOP(T, WIDTH, BLOCK, UPDATE)                                       \
     double acc_[CYMLP_SQ_LANES] = {0};                                        \
     for (ptrdiff_t lo_ = 0; lo_ < size; lo_ += CYMLP_SQ_BLOCK) {              \
         ptrdiff_t hi_ = size - lo_ < CYMLP_SQ_BLOCK ? size : lo_ + CYMLP_SQ_BLOCK; \
         T part_[CYMLP_SQ_LANES] = {0};                                        \
         ptrdiff_t i0_ = lo_;                                                  \
-        for (; i0_ + CYMLP_SQ_LANES <= hi_; i0_ += CYMLP_SQ_LANES) {          \
-            for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++) {                     \
-                ptrdiff_t idx = i0_ + k_;                                     \
-                T wk_ = (UPDATE);                                             \
-                part_[k_] += wk_ * wk_;                                       \
-            }                                                                 \
+        for (; i0_ + (WIDTH) <= hi_; i0_ += (WIDTH)) {                        \
+            BLOCK;                                                            \
         }                                                                     \
         for (int k_ = 0; i0_ + k_ < hi_; k_++) {                              \
             ptrdiff_t idx = i0_ + k_;                                         \
             T wk_ = (UPDATE);                                                 \
-            part_[k_] += wk_ * wk_;                                           \
+            part_[k_ % CYMLP_SQ_LANES] += wk_ * wk_;                          \
         }                                                                     \
         for (int k_ = 0; k_ < CYMLP_SQ_LANES; k_++)                           \
             acc_[k_] += (double)part_[k_];                                    \
@@ -110,7 +119,9 @@ static inline double cymlp_lane_total(const double *acc)
     }
 
 /* Adam with the bias-corrected rate lr_t: m and v move toward g and g^2,
- * w -= lr_t m / (sqrt(v) + eps). */
+ * w -= lr_t m / (sqrt(v) + eps). These are the divider's steps; the engine
+ * calls cymlp_adam_step_f/d (_exact_quotient.h), which run them or the same
+ * arithmetic without the divider, whichever is faster here. */
 #define CYMLP_ADAM_STEP(NAME, T, SQRT)                                        \
     static inline T NAME##_one(                                               \
         T *restrict w, const T *restrict g_raw, T *restrict m,               \
@@ -135,8 +146,10 @@ static inline double cymlp_lane_total(const double *acc)
 
 CYMLP_SGD_STEP(cymlp_sgd_step_f, float)
 CYMLP_SGD_STEP(cymlp_sgd_step_d, double)
-CYMLP_ADAM_STEP(cymlp_adam_step_f, float, sqrtf)
-CYMLP_ADAM_STEP(cymlp_adam_step_d, double, sqrt)
+CYMLP_ADAM_STEP(cymlp_adam_divider_f, float, sqrtf)
+CYMLP_ADAM_STEP(cymlp_adam_divider_d, double, sqrt)
+
+#include "_exact_quotient.h"
 
 /* The elementwise passes. Each is the same expression as the Cython kernel
  * it serves (see _kernels.pxd for the reasoning), element by element, so the

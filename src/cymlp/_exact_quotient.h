@@ -1,0 +1,458 @@
+/* Adam's quotient q = RN(a / RN(RN(sqrt(v)) + eps)) without the divider.
+ *
+ * Adam's step costs a square root and a division per parameter, and on most
+ * x86 cores those two instructions, not the multiplies, bound the step. This
+ * file computes the same quotient, bit for bit, from the reciprocal and
+ * reciprocal square root estimates of AVX-512 (rcp14, rsqrt14: relative error
+ * below 2^-14, the bound the instruction set documents), refined with fused
+ * multiply-adds, and ends each of the two operations with an exact test that
+ * picks the correctly rounded result. Which of the two ways (divider or this)
+ * is faster depends on the core, so the choice is measured when the module is
+ * loaded (cymlp_adam_select); both give the same bits.
+ *
+ * Notation: p the precision (53 for double, 24 for float), RN round to
+ * nearest even, RZ round toward zero (AVX-512's per-instruction rounding,
+ * _MM_FROUND_TO_ZERO: it changes that one rounding and nothing else), u(x)
+ * the unit in the last place of a positive float x (x in [2^k, 2^(k+1)):
+ * u(x) = 2^(k-p+1) > x 2^-p), x+ the next float away from zero (the bit
+ * pattern plus one). rho_i are roundings, |rho_i| <= 2^-p.
+ *
+ * Lemma R (how a rounding is decided exactly). Let f > 0 be a float, f+ its
+ * successor and F > 0 an exact value.
+ *   (a) Square root, F = sqrt(v): v - ((f + f+)/2)^2 = (v - f f+) - u(f)^2/4,
+ *       and v - f f+ is an integer multiple of u(f) u(f+) >= u(f)^2 (v is a
+ *       multiple of it whenever no underflow occurs). So sqrt(v) lies above
+ *       the midpoint of f and f+ iff v - f f+ > 0, and never on it. One FMA
+ *       gives RN(v - f f+), and RN keeps the sign of a nonzero value unless
+ *       it underflows to zero, excluded below.
+ *   (b) Division, F = a/d (d > 0): the residuals R = a - d f and R+ = a - d f+
+ *       are exactly representable when F lies between f and f+ (their
+ *       magnitude is below d u(f) <= 2^p u(d) u(f), and both are multiples
+ *       of u(d) u(f): the classic remainder argument, Boldo and Daumas 2003;
+ *       Muller et al., Handbook of Floating-Point Arithmetic, 2018, sec. 4.8).
+ *       Then a - d (f + f+)/2 = (R + R+)/2, and F > midpoint iff R + R+ > 0
+ *       (a < 0: the signs flip, so "away from zero" iff R + R+ has a's
+ *       sign). It is never 0: a quotient of two p-bit numbers is no
+ *       midpoint (the odd (p+1)-bit significand of a midpoint times d's
+ *       integral significand has an odd part wider than a's). When F is
+ *       outside [f, f+], R and R+ have the same sign and RN keeps it, so the
+ *       test still answers correctly (F < f: keep f; F > f+: take f+).
+ *   (c) Candidate: if z is any value with |z - F| < F 2^-(p+2) and f = RZ(z),
+ *       then RN(F) is f or f+. (F >= f - |z - F|, which is less than half
+ *       the gap below f; F < f+ + |z - F|, less than half the gap above f+;
+ *       both gaps are at least u(z)/2 > z 2^-(p+1).) With a one-sided error
+ *       z <= F (1 + tiny), the upper side needs only |z - F| < z 2^-(p+1).
+ *
+ * So each operation needs an approximation z inside those bounds, one
+ * rounding RZ, and one test (a) or (b). This replaces the final steps of
+ * Markstein (IBM J. Res. Dev. 34(1), 1990) and of Cornea, Harrison and Tang
+ * (Scientific Computing on Itanium-based Systems, 2002), whose correct
+ * rounding needs a correctly rounded reciprocal; the reciprocal iteration
+ * gives one except for divisors whose significand is all ones. The exact
+ * test has no such exception (the tests still cover those divisors).
+ *
+ * Square root (beta: the estimate's error, y0 = (1 + beta)/sqrt(v),
+ * |beta| < 2^-14):
+ *   float:  g = RN(v y0), h = y0/2, r = RN(v - g^2), z = g + r h. With
+ *           g = sqrt(v)(1 + al), al = beta + rho1 + beta rho1:
+ *           z/sqrt(v) = 1 - al^2/2 - (al + al^2/2)(rho + beta + rho beta),
+ *           so z/sqrt(v) - 1 lies in [-1.5 beta^2 - 2^-37, 2^-37]: below
+ *           -2^-27.4 is impossible, within (c) for p = 24 (2^-25, 2^-26).
+ *   double: one more coupled Newton step first (e = RN(1/2 - g h),
+ *           g1 = RN(g + g e), h1 = RN(h + h e)). Then g1 = sqrt(v)(1 + al),
+ *           h1 = (1 + th)/(2 sqrt(v)) with al, th = -1.5 beta^2 + O(2^-52),
+ *           and z/sqrt(v) - 1 = -al^2/2 - al th + O(2^-78), in
+ *           [-3.375 beta^4 - 2^-78, 2^-78]: below -2^-54.24, one-sided, so
+ *           within (c) for p = 53 (the upper side needs 2^-54).
+ * Division (y0 = (1 + beta)/d):
+ *   float:  q0 = RN(a y0) = Q(1 + ga), |ga| <= 2^-14 + 2^-23;
+ *           r = RN(a - d q0) = -a ga (1 + rho); z = q0 + r y0 gives
+ *           z/Q - 1 = -ga (rho + beta + rho beta), |.| < 2^-27.99 < 2^-26.
+ *   double: y1 = RN(y0 + y0 RN(1 - d y0)) = (1 + et)/d, |et| < 2^-28 + 2^-52,
+ *           then the same with y1: |z/Q - 1| < 2^-55.99 < 2^-55.
+ *
+ * The hypotheses (no overflow, no underflow, normal operands, so that every
+ * rho is a relative rounding and every residual a nonzero multiple of a
+ * representable unit) hold when, for double, 2^-960 <= v <= 2^960,
+ * 2^-450 <= |a| <= 2^450 and 0 <= eps <= 2^400 (then sqrt(v) and d lie in
+ * [2^-480, 2^481], |Q| in [2^-931, 2^930], the residual units above
+ * |a| 2^-106 and v 2^-106 >= 2^-1066); for float, 2^-100 <= v <= 2^100,
+ * 2^-60 <= |a| <= 2^60 and 0 <= eps <= 2^40 (|Q| in [2^-111, 2^110], units
+ * above 2^-148). Every other lane -- v zero, subnormal, negative, huge, inf
+ * or NaN; a zero (the sign of a zero quotient), tiny or huge; eps outside
+ * its range (checked once per call) -- takes the IEEE square root and
+ * division instead: one mask test per vector, and a blend when it fails.
+ */
+#ifndef CYMLP_EXACT_QUOTIENT_H
+#define CYMLP_EXACT_QUOTIENT_H
+
+#include <stdlib.h>
+#include <time.h>
+
+/* The ways to Adam's quotient: the divider; no divider (FMA); the FMA square
+ * root with the divider's division (HYBRID: where division is cheap and the
+ * square root is not). */
+enum { CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1, CYMLP_PATH_HYBRID = 2 };
+
+/* The path each dtype's step takes (CYMLP_PATH_DIVIDER or _FMA), set once by
+ * cymlp_adam_select when the module is loaded, before any step runs. */
+static int cymlp_adam_path_f = CYMLP_PATH_DIVIDER;
+static int cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CYMLP_HAVE_FMA_QUOTIENT 1
+#include <immintrin.h>
+#define CYMLP_AVX512 __attribute__((target("avx512f,fma")))
+
+static int cymlp_fma_quotient_supported(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+
+/* Vectors in flight: each quotient is a chain of some 25 dependent
+ * operations, too long for the out-of-order window to overlap the next
+ * vector's on its own, so every stage is written for CYMLP_NV independent
+ * vectors in a row (the loops below unroll into interleaved code). */
+#define CYMLP_NV 4
+#define CYMLP_EACH(j) for (int j = 0; j < CYMLP_NV; j++)
+
+/* The quotient kernels of one dtype: SFX the intrinsics' suffix (pd, ps),
+ * V / M / EPI / BITS its vector, mask, integer lanes and their width, SIGN
+ * the sign bit, and the domain of the proof as bit patterns: v in
+ * [V_LO, V_LO + V_SPAN], |a| (shifted left one bit, dropping the sign) in
+ * [A_LO2, A_LO2 + A_SPAN2]. */
+#define CYMLP_EXACT_QUOTIENT(SFX, T, V, M, EPI, BITS, SIGN, V_LO, V_SPAN,      \
+                             A_LO2, A_SPAN2)                                  \
+    CYMLP_AVX512 static inline V cymlp_next_##SFX(V x)                        \
+    {                                                                         \
+        return _mm512_castsi512_##SFX(                                        \
+            _mm512_add_##EPI(_mm512_cast##SFX##_si512(x), _mm512_set1_##EPI(1))); \
+    }                                                                         \
+    /* s = RN(sqrt(v)) for v inside the domain (see above). */                \
+    CYMLP_AVX512 static inline void cymlp_sqrt_##SFX(V *restrict s, const V *restrict v) \
+    {                                                                         \
+        const V half = _mm512_set1_##SFX(0.5);                                \
+        V y[CYMLP_NV], g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV];    \
+        CYMLP_EACH(j) y[j] = _mm512_rsqrt14_##SFX(v[j]);                      \
+        CYMLP_EACH(j) g[j] = _mm512_mul_##SFX(v[j], y[j]);                    \
+        CYMLP_EACH(j) h[j] = _mm512_mul_##SFX(y[j], half);                    \
+        if (sizeof(T) == 8) { /* 14 -> 28 bits; float needs no more */       \
+            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], h[j], half);       \
+            CYMLP_EACH(j) g[j] = _mm512_fmadd_##SFX(g[j], r[j], g[j]);        \
+            CYMLP_EACH(j) h[j] = _mm512_fmadd_##SFX(h[j], r[j], h[j]);        \
+        }                                                                     \
+        CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], g[j], v[j]);           \
+        CYMLP_EACH(j) s[j] = _mm512_fmadd_round_##SFX(                        \
+            r[j], h[j], g[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
+        CYMLP_EACH(j) up[j] = cymlp_next_##SFX(s[j]);                         \
+        CYMLP_EACH(j) s[j] = _mm512_mask_mov_##SFX(s[j], _mm512_cmp_##SFX##_mask( \
+            _mm512_fnmadd_##SFX(s[j], up[j], v[j]), _mm512_setzero_##SFX(),   \
+            _CMP_GT_OQ), up[j]);                                              \
+    }                                                                         \
+    /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
+    CYMLP_AVX512 static inline void cymlp_div_##SFX(                          \
+        V *restrict q, const V *restrict a, const V *restrict d)              \
+    {                                                                         \
+        V y[CYMLP_NV], r[CYMLP_NV], away[CYMLP_NV];                           \
+        CYMLP_EACH(j) y[j] = _mm512_rcp14_##SFX(d[j]);                        \
+        if (sizeof(T) == 8) {                                                 \
+            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], y[j], _mm512_set1_##SFX(1)); \
+            CYMLP_EACH(j) y[j] = _mm512_fmadd_##SFX(y[j], r[j], y[j]);        \
+        }                                                                     \
+        CYMLP_EACH(j) q[j] = _mm512_mul_##SFX(a[j], y[j]);                    \
+        CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], q[j], a[j]);           \
+        CYMLP_EACH(j) q[j] = _mm512_fmadd_round_##SFX(                        \
+            r[j], y[j], q[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
+        CYMLP_EACH(j) away[j] = cymlp_next_##SFX(q[j]);                       \
+        CYMLP_EACH(j) r[j] = _mm512_add_##SFX(_mm512_fnmadd_##SFX(d[j], q[j], a[j]), \
+                                              _mm512_fnmadd_##SFX(d[j], away[j], a[j])); \
+        /* r xor (a's sign bit): positive iff r is nonzero with a's sign */   \
+        CYMLP_EACH(j) r[j] = _mm512_castsi512_##SFX(_mm512_ternarylogic_epi64( \
+            _mm512_cast##SFX##_si512(r[j]), _mm512_cast##SFX##_si512(a[j]),   \
+            _mm512_set1_##EPI(SIGN), 0x78));                                  \
+        CYMLP_EACH(j) q[j] = _mm512_mask_mov_##SFX(q[j], _mm512_cmp_##SFX##_mask( \
+            r[j], _mm512_setzero_##SFX(), _CMP_GT_OQ), away[j]);              \
+    }                                                                         \
+    /* The lanes whose v and a lie in the proof's domain (an integer range    \
+     * test on the bit patterns: a negative v or a NaN falls outside). */     \
+    CYMLP_AVX512 static inline M cymlp_inside_##SFX(V a, V v)                 \
+    {                                                                         \
+        __m512i vb = _mm512_cast##SFX##_si512(v);                             \
+        __m512i ab = _mm512_slli_##EPI(_mm512_cast##SFX##_si512(a), 1);       \
+        M in_v = _mm512_cmple_epu##BITS##_mask(                               \
+            _mm512_sub_##EPI(vb, _mm512_set1_##EPI(V_LO)), _mm512_set1_##EPI(V_SPAN)); \
+        return _mm512_mask_cmple_epu##BITS##_mask(                            \
+            in_v, _mm512_sub_##EPI(ab, _mm512_set1_##EPI(A_LO2)),             \
+            _mm512_set1_##EPI(A_SPAN2));                                      \
+    }                                                                         \
+    /* q = a / (sqrt(v) + eps) as the IEEE operations round it, for           \
+     * 0 <= eps <= the dtype's EPS_HI; the square root alone with             \
+     * CYMLP_SQRT_ONLY, the division by the divider with CYMLP_HW_DIVIDE. */  \
+    CYMLP_AVX512 static inline void cymlp_quotient_##SFX(                     \
+        V *restrict q, const V *restrict a, const V *restrict v, V eps, int how) \
+    {                                                                         \
+        V d[CYMLP_NV];                                                        \
+        M in[CYMLP_NV], all = (M)~(M)0;                                       \
+        cymlp_sqrt_##SFX(d, v);                                               \
+        if (how == CYMLP_SQRT_ONLY) {                                         \
+            CYMLP_EACH(j) q[j] = d[j];                                        \
+        } else {                                                              \
+            CYMLP_EACH(j) d[j] = _mm512_add_##SFX(d[j], eps);                 \
+            if (how == CYMLP_HW_DIVIDE) {                                     \
+                CYMLP_EACH(j) q[j] = _mm512_div_##SFX(a[j], d[j]);            \
+            } else {                                                          \
+                cymlp_div_##SFX(q, a, d);                                     \
+            }                                                                 \
+        }                                                                     \
+        CYMLP_EACH(j) all &= in[j] = cymlp_inside_##SFX(a[j], v[j]);          \
+        if (all != (M)~(M)0) { /* rare: the IEEE operations for those lanes */ \
+            CYMLP_EACH(j) {                                                   \
+                V exact = _mm512_sqrt_##SFX(v[j]);                            \
+                if (how != CYMLP_SQRT_ONLY)                                   \
+                    exact = _mm512_div_##SFX(a[j], _mm512_add_##SFX(exact, eps)); \
+                q[j] = _mm512_mask_mov_##SFX(exact, in[j], q[j]);             \
+            }                                                                 \
+        }                                                                     \
+    }
+
+enum { CYMLP_NO_DIVIDER = 0, CYMLP_HW_DIVIDE = 1, CYMLP_SQRT_ONLY = 2 };
+
+/* double: v in [2^-960, 2^960], |a| in [2^-450, 2^450]; 2^k's bits are
+ * (k + 1023) << 52, and twice that with the sign shifted out. */
+CYMLP_EXACT_QUOTIENT(pd, double, __m512d, __mmask8, epi64, 64, INT64_MIN,
+                     (long long)(1023 - 960) << 52, (long long)(2 * 960) << 52,
+                     (long long)(1023 - 450) << 53, (long long)(2 * 450) << 53)
+/* float: v in [2^-100, 2^100], |a| in [2^-60, 2^60]; 2^k is (k + 127) << 23 */
+CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
+                     (127 - 100) << 23, (2 * 100) << 23,
+                     (int)((unsigned)(127 - 60) << 24), (2 * 60) << 24)
+
+#define CYMLP_EPS_HI_pd 0x1p400
+#define CYMLP_EPS_HI_ps 0x1p40f
+
+/* Adam's step through the exact quotient (HOW: CYMLP_NO_DIVIDER, or
+ * CYMLP_HW_DIVIDE to keep the divider for the division alone), with the
+ * divider's arithmetic otherwise: the gradient and moments are the same
+ * separate multiplies and adds as ONE (the divider's one-element update, no
+ * FMA), and the squares go to the same lanes in the same order
+ * (CYMLP_SQ_LOOP), so the bits are those of DIVIDER, the divider's step. A
+ * block is CYMLP_NV vectors; what is left after the last whole block takes
+ * the divider's loop. */
+#define CYMLP_ADAM_FMA_STEP(NAME, SFX, T, V, HOW, DIVIDER, ONE)               \
+    CYMLP_AVX512 static inline void NAME##_block(                             \
+        T *restrict w, const T *restrict g_raw, T *restrict m, T *restrict v, \
+        T alpha, T inv_n, T b1, T c1, T b2, T c2, T eps, T lr_t,              \
+        T *restrict part)                                                     \
+    {                                                                         \
+        const int lanes = (int)(sizeof(V) / sizeof(T));                       \
+        V wj[CYMLP_NV], g[CYMLP_NV], a[CYMLP_NV], vi[CYMLP_NV], q[CYMLP_NV];   \
+        CYMLP_EACH(j) {                                                       \
+            wj[j] = _mm512_loadu_##SFX(w + j * lanes);                        \
+            g[j] = _mm512_mul_##SFX(                                          \
+                _mm512_add_##SFX(_mm512_loadu_##SFX(g_raw + j * lanes),       \
+                                 _mm512_mul_##SFX(_mm512_set1_##SFX(alpha), wj[j])), \
+                _mm512_set1_##SFX(inv_n));                                    \
+            V mi = _mm512_add_##SFX(                                          \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(b1), _mm512_loadu_##SFX(m + j * lanes)), \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(c1), g[j]));               \
+            vi[j] = _mm512_add_##SFX(                                         \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(b2), _mm512_loadu_##SFX(v + j * lanes)), \
+                _mm512_mul_##SFX(_mm512_set1_##SFX(c2), _mm512_mul_##SFX(g[j], g[j]))); \
+            _mm512_storeu_##SFX(m + j * lanes, mi);                           \
+            _mm512_storeu_##SFX(v + j * lanes, vi[j]);                        \
+            a[j] = _mm512_mul_##SFX(_mm512_set1_##SFX(-lr_t), mi);            \
+        }                                                                     \
+        cymlp_quotient_##SFX(q, a, vi, _mm512_set1_##SFX(eps), HOW);          \
+        CYMLP_EACH(j) {                                                       \
+            wj[j] = _mm512_add_##SFX(wj[j], q[j]);                            \
+            _mm512_storeu_##SFX(w + j * lanes, wj[j]);                        \
+        }                                                                     \
+        if (part != NULL) { /* element i0 + k to lane k % CYMLP_SQ_LANES */   \
+            CYMLP_EACH(j) {                                                   \
+                T *lane = part + j * lanes % CYMLP_SQ_LANES;                  \
+                _mm512_storeu_##SFX(lane, _mm512_add_##SFX(                   \
+                    _mm512_loadu_##SFX(lane), _mm512_mul_##SFX(wj[j], wj[j]))); \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+    CYMLP_AVX512 static void NAME(                                            \
+        T *restrict w, const T *restrict g_raw, T *restrict m,               \
+        T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
+        T b2, T c2, T eps, T lr_t, double *restrict sq)                       \
+    {                                                                         \
+        const ptrdiff_t width = CYMLP_NV * (ptrdiff_t)(sizeof(V) / sizeof(T)); \
+        if (!(eps >= 0 && eps <= CYMLP_EPS_HI_##SFX)) {                       \
+            DIVIDER(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
+            return;                                                           \
+        }                                                                     \
+        if (sq == NULL) {                                                     \
+            ptrdiff_t idx = 0;                                                \
+            for (; idx + width <= size; idx += width)                         \
+                NAME##_block(w + idx, g_raw + idx, m + idx, v + idx, alpha,   \
+                             inv_n, b1, c1, b2, c2, eps, lr_t, NULL);         \
+            for (; idx < size; idx++)                                         \
+                (void)ONE(w, g_raw, m, v, idx, alpha, inv_n, b1, c1, b2, c2, eps, lr_t); \
+            return;                                                           \
+        }                                                                     \
+        CYMLP_SQ_LOOP(T, width,                                               \
+            NAME##_block(w + i0_, g_raw + i0_, m + i0_, v + i0_, alpha, inv_n, \
+                         b1, c1, b2, c2, eps, lr_t, part_),                   \
+            ONE(w, g_raw, m, v, idx, alpha, inv_n, b1, c1, b2, c2, eps, lr_t)) \
+    }
+
+CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_d, pd, double, __m512d, CYMLP_NO_DIVIDER,
+                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_f, ps, float, __m512, CYMLP_NO_DIVIDER,
+                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_d, pd, double, __m512d, CYMLP_HW_DIVIDE,
+                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
+CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_f, ps, float, __m512, CYMLP_HW_DIVIDE,
+                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
+
+/* The quotients alone, for the tests: every element through the vector
+ * kernel (the last vectors with masked loads and stores). */
+#define CYMLP_FMA_QUOTIENTS(SFX, T, V, M)                                     \
+    CYMLP_AVX512 static void cymlp_fma_quotients_##SFX(                       \
+        const T *a, const T *v, T eps, T *out, ptrdiff_t n, int how)          \
+    {                                                                         \
+        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(T));           \
+        for (ptrdiff_t i = 0; i < n; i += CYMLP_NV * lanes) {                 \
+            V av[CYMLP_NV], vv[CYMLP_NV], q[CYMLP_NV];                        \
+            M k[CYMLP_NV];                                                    \
+            CYMLP_EACH(j) {                                                   \
+                ptrdiff_t left = n - i - j * lanes;                           \
+                k[j] = left >= lanes ? (M)~(M)0 :                             \
+                       left <= 0 ? (M)0 : (M)(((M)1 << left) - 1);            \
+                av[j] = _mm512_maskz_loadu_##SFX(k[j], a + i + j * lanes);    \
+                vv[j] = _mm512_maskz_loadu_##SFX(k[j], v + i + j * lanes);    \
+            }                                                                 \
+            cymlp_quotient_##SFX(q, av, vv, _mm512_set1_##SFX(eps), how);     \
+            CYMLP_EACH(j) _mm512_mask_storeu_##SFX(out + i + j * lanes, k[j], q[j]); \
+        }                                                                     \
+    }
+
+CYMLP_FMA_QUOTIENTS(pd, double, __m512d, __mmask8)
+CYMLP_FMA_QUOTIENTS(ps, float, __m512, __mmask16)
+
+#else
+#define CYMLP_HAVE_FMA_QUOTIENT 0
+static int cymlp_fma_quotient_supported(void) { return 0; }
+#endif
+
+/* Entry points of each dtype: the step (path CYMLP_PATH_AUTO: the one chosen
+ * at load time), the quotients by any path (tests), and the timing of a
+ * path on a small buffer (the load-time choice). A path the CPU cannot run
+ * is the divider's. */
+#define CYMLP_ADAM_ENTRY(SUFFIX, SFX, T, SQRT)                                \
+    static int cymlp_adam_path_of_##SUFFIX(int path)                          \
+    {                                                                         \
+        if (path == CYMLP_PATH_AUTO)                                          \
+            path = cymlp_adam_path_##SUFFIX;                                  \
+        return cymlp_fma_quotient_supported() ? path : CYMLP_PATH_DIVIDER;    \
+    }                                                                         \
+    static void cymlp_adam_step_##SUFFIX(                                     \
+        T *w, const T *g_raw, T *m, T *v, ptrdiff_t size, T alpha, T inv_n,   \
+        T b1, T c1, T b2, T c2, T eps, T lr_t, double *sq, int path)          \
+    {                                                                         \
+        void (*step)(T *restrict, const T *restrict, T *restrict, T *restrict, \
+                     ptrdiff_t, T, T, T, T, T, T, T, T, double *restrict) =    \
+            cymlp_adam_divider_##SUFFIX;                                      \
+        CYMLP_IF_FMA(                                                         \
+            path = cymlp_adam_path_of_##SUFFIX(path);                         \
+            if (path == CYMLP_PATH_FMA)                                       \
+                step = cymlp_adam_fma_##SUFFIX;                               \
+            else if (path == CYMLP_PATH_HYBRID)                               \
+                step = cymlp_adam_hybrid_##SUFFIX;                            \
+        )                                                                     \
+        step(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
+    }                                                                         \
+    static void cymlp_adam_quotients_##SUFFIX(                                \
+        const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only,    \
+        int path)                                                             \
+    {                                                                         \
+        CYMLP_IF_FMA(                                                         \
+            path = cymlp_adam_path_of_##SUFFIX(path);                         \
+            if (path != CYMLP_PATH_DIVIDER &&                                 \
+                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_##SFX))) {     \
+                cymlp_fma_quotients_##SFX(a, v, eps, out, n,                  \
+                    sqrt_only ? CYMLP_SQRT_ONLY : path == CYMLP_PATH_HYBRID ? \
+                    CYMLP_HW_DIVIDE : CYMLP_NO_DIVIDER);                      \
+                return;                                                       \
+            }                                                                 \
+        )                                                                     \
+        for (ptrdiff_t i = 0; i < n; i++) {                                   \
+            T s = SQRT(v[i]);                                                 \
+            out[i] = sqrt_only ? s : a[i] / (s + eps);                        \
+        }                                                                     \
+    }                                                                         \
+    /* Seconds of one step over the n parameters of buf by `path`. */         \
+    static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path)     \
+    {                                                                         \
+        struct timespec t0, t1;                                               \
+        double sq;                                                            \
+        timespec_get(&t0, TIME_UTC);                                          \
+        cymlp_adam_step_##SUFFIX(buf, buf + n, buf + 2 * n, buf + 3 * n, n,   \
+                                 (T)1e-4, (T)(1.0 / 32), (T)0.9, (T)0.1,      \
+                                 (T)0.999, (T)0.001, (T)1e-8, (T)1e-3, &sq, path); \
+        timespec_get(&t1, TIME_UTC);                                          \
+        return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); \
+    }                                                                         \
+    /* The fastest path on this machine: a few steps of each over a buffer   \
+     * that stays in the caches, interleaved, the best time of each kept.    \
+     * Another path must beat the divider by 10%: a tie within the noise of a \
+     * shared machine keeps the divider, so the choice does not flip. */     \
+    static int cymlp_adam_calibrate_##SUFFIX(void)                            \
+    {                                                                         \
+        enum { N_ = 4096, REPS_ = 6 };                                        \
+        double best[3] = {1e30, 1e30, 1e30};                                  \
+        int chosen = CYMLP_PATH_DIVIDER;                                      \
+        T *buf = (T *)malloc(4 * N_ * sizeof(T));                             \
+        if (buf == NULL)                                                      \
+            return CYMLP_PATH_DIVIDER;                                        \
+        uint32_t x = 12345u;                                                  \
+        for (ptrdiff_t i = 0; i < 4 * N_; i++) {                              \
+            x = x * 1664525u + 1013904223u;  /* weights, gradients: +-0.1 */  \
+            buf[i] = i < 2 * N_ ? (T)((double)x / 4294967296.0 - 0.5) * (T)0.2 : (T)0; \
+        }                                                                     \
+        for (int r = 0; r < REPS_; r++) {                                     \
+            for (int path = 0; path < 3; path++) {                            \
+                double t = cymlp_adam_time_##SUFFIX(buf, N_, path);           \
+                best[path] = t < best[path] ? t : best[path];                 \
+            }                                                                 \
+        }                                                                     \
+        free(buf);                                                            \
+        for (int path = 1; path < 3; path++)                                  \
+            if (best[path] < 0.9 * best[CYMLP_PATH_DIVIDER] && best[path] < best[chosen]) \
+                chosen = path;                                                \
+        return chosen;                                                        \
+    }
+
+#if CYMLP_HAVE_FMA_QUOTIENT
+#define CYMLP_IF_FMA(code) code
+#else
+#define CYMLP_IF_FMA(code)
+#endif
+
+CYMLP_ADAM_ENTRY(d, pd, double, sqrt)
+CYMLP_ADAM_ENTRY(f, ps, float, sqrtf)
+
+/* Sets each dtype's path, once, when the module is loaded: the environment
+ * variable CYMLP_ADAM_DIVIDER=1 forces the divider, =0 the FMA path (no
+ * divider at all), =hybrid the FMA square root and the divider's division
+ * (where the CPU has AVX-512); otherwise the fastest on this machine. */
+static void cymlp_adam_select(void)
+{
+    const char *force = getenv("CYMLP_ADAM_DIVIDER");
+    if (!cymlp_fma_quotient_supported() || (force != NULL && strcmp(force, "1") == 0)) {
+        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
+    } else if (force != NULL && strcmp(force, "0") == 0) {
+        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_FMA;
+    } else if (force != NULL && strcmp(force, "hybrid") == 0) {
+        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_HYBRID;
+    } else {
+        cymlp_adam_path_d = cymlp_adam_calibrate_d();
+        cymlp_adam_path_f = cymlp_adam_calibrate_f();
+    }
+}
+
+#endif

@@ -1,0 +1,307 @@
+"""Adam's quotient a / (sqrt(v) + eps) without the divider: the same bits.
+
+The FMA path (_exact_quotient.h) must give exactly numpy's square root and
+division, which round correctly (IEEE 754); "hybrid" takes its square root
+and the divider's division. Each is compared bit for bit with numpy on random
+inputs over the whole exponent range, on constructed edge cases, and (float32)
+exhaustively; then the whole Adam step of every path with the divider's.
+"""
+
+import numpy as np
+import pytest
+
+from cymlp import _engine
+
+try:
+    _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fma")
+    FAST_PATHS = ("fma", "hybrid")
+except ValueError:  # no AVX-512: only the divider exists
+    FAST_PATHS = ()
+needs_fast = pytest.mark.skipif(not FAST_PATHS, reason="the FMA path needs AVX-512")
+
+DTYPES = (np.float32, np.float64)
+UINT = {np.float32: np.uint32, np.float64: np.uint64}
+# the binary exponents of a value's range: (smallest subnormal, largest)
+EXPONENTS = {np.float32: (-149, 127), np.float64: (-1074, 1023)}
+# random eps: sklearn's, a larger one, none, and one drawn per chunk
+EPSILONS = (1e-8, 1e-7, 0.0, None)
+
+
+def reference(a, v, eps):
+    """numpy's ``a / (sqrt(v) + eps)`` in the dtype of ``a`` and ``v``.
+
+    Parameters
+    ----------
+    a, v : ndarray
+    eps : float
+
+    Returns
+    -------
+    ndarray
+    """
+    with np.errstate(all="ignore"):
+        return a / (np.sqrt(v) + v.dtype.type(eps))
+
+
+def assert_same_bits(got, want, *inputs):
+    """Assert that two arrays hold the same bit patterns, any NaN matching any.
+
+    A NaN's sign and payload depend on which operand the instruction takes it
+    from (sqrt(-1) + nan), which a compiler may order either way, in numpy as
+    in the step: only NaN-ness is the arithmetic's.
+
+    Parameters
+    ----------
+    got, want : ndarray
+        Of one dtype and shape.
+    *inputs : ndarray
+        Shown for the first mismatches.
+    """
+    uint = UINT[got.dtype.type]
+    bad = np.flatnonzero((got.view(uint) != want.view(uint)) & ~(np.isnan(got) & np.isnan(want)))
+    if bad.size:
+        first = bad[:5]
+        raise AssertionError(
+            f"{bad.size} of {got.size} differ; first at {first}: got {got[first]!r}, "
+            f"want {want[first]!r}, inputs {[x[first] for x in inputs]!r}")
+
+
+def log_uniform(rng, n, lo, hi, dtype, signed=False):
+    """Values with exponents uniform in [lo, hi] and uniform significands.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n : int
+    lo, hi : int
+        Binary exponents; below the dtype's normal range the values round
+        to subnormals or zero, above it to infinity.
+    dtype : type
+    signed : bool, default=False
+        A random sign on each value.
+
+    Returns
+    -------
+    ndarray of dtype, shape (n,)
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        x = np.ldexp(1 + rng.random(n), rng.integers(lo, hi + 1, n)).astype(dtype)
+    if signed:
+        x[rng.random(n) < 0.5] *= -1
+    return x
+
+
+def check_quotients(a, v, eps, paths=FAST_PATHS):
+    """Each path's quotients (and square roots) against numpy's, bit for bit.
+
+    Parameters
+    ----------
+    a, v : ndarray
+        Of one dtype.
+    eps : float
+    paths : tuple of str, default=FAST_PATHS
+    """
+    want = reference(a, v, eps)
+    with np.errstate(invalid="ignore"):
+        root = np.sqrt(v)
+    for path in paths:
+        assert_same_bits(_engine._kernel_adam_quotient(a, v, eps, path), want, a, v)
+        assert_same_bits(_engine._kernel_adam_quotient(a, v, eps, path, sqrt_only=True),
+                         root, v)
+
+
+@needs_fast
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_quotients(dtype):
+    # 10^8 quotients by the FMA path (10^7 by hybrid, whose square root is
+    # the same code), in chunks: v from subnormal to near the largest value,
+    # a of either sign over the exponents a step meets (and past them).
+    rng = np.random.default_rng(20240613)
+    lo, hi = EXPONENTS[dtype]
+    a_span = 600 if dtype is np.float64 else 80
+    for chunk in range(10):
+        n = 10_000_000
+        v = log_uniform(rng, n, lo, hi, dtype)
+        a = log_uniform(rng, n, -a_span, a_span, dtype, signed=True)
+        eps = EPSILONS[chunk % len(EPSILONS)]
+        eps = rng.random() if eps is None else eps
+        check_quotients(a, v, eps, FAST_PATHS if chunk == 0 else FAST_PATHS[:1])
+
+
+def midpoint_squares(rng, n, dtype):
+    """v whose square root lies on or next to a rounding midpoint.
+
+    s with its last bit set is a midpoint at half the precision's spacing:
+    v = s * s rounds to a value whose root is within an ulp of that midpoint;
+    v and its neighbours (+-1, +-2 ulp) are returned.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n : int
+    dtype : type
+
+    Returns
+    -------
+    ndarray of dtype
+    """
+    s = log_uniform(rng, n, -200 if dtype is np.float64 else -40,
+                    200 if dtype is np.float64 else 40, dtype)
+    bits = s.view(UINT[dtype]) | 1
+    s = bits.view(dtype)
+    v = s * s
+    bits = v.view(UINT[dtype])
+    near = [v]
+    for step in (1, 2):
+        near += [(bits + UINT[dtype](step)).view(dtype), (bits - UINT[dtype](step)).view(dtype)]
+    return np.concatenate(near)
+
+
+def edge_values(dtype):
+    """The special values of a dtype: zeros, subnormals, extremes, inf, NaN.
+
+    Parameters
+    ----------
+    dtype : type
+
+    Returns
+    -------
+    ndarray of dtype
+        Positive and negative.
+    """
+    info = np.finfo(dtype)
+    uint = UINT[dtype]
+    nbits = 8 * np.dtype(dtype).itemsize
+    mant = info.nmant
+    all_ones = (((uint(1) << uint(mant)) - uint(1)).astype(uint)
+                | (np.arange(1, 2**(nbits - 1 - mant) - 1, 37, dtype=uint) << uint(mant)))
+    values = np.concatenate([
+        np.array([0.0, info.smallest_subnormal, 2 * info.smallest_subnormal,
+                  info.smallest_normal, info.smallest_normal * (1 - info.eps),
+                  info.tiny * 4, info.max, info.max / 2, info.max / 4, 1.0, 2.0,
+                  1 - info.epsneg, 1 + info.eps, 0.5, np.sqrt(info.max), np.sqrt(info.tiny),
+                  1e-8, 1e-16, 1e-30, 1e30, np.inf, np.nan], dtype=dtype),
+        all_ones.view(dtype),  # significands all ones, at many exponents
+    ])
+    return np.concatenate([values, -values])
+
+
+@needs_fast
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [1e-8, 1e-7, 0.0, 0.5, 1e-30, 1e30, -1e-8, np.inf, np.nan])
+def test_edge_quotients(dtype, eps):
+    # every pair of special values, with every eps (including ones outside
+    # the FMA path's range, which must fall back as a whole)
+    e = edge_values(dtype)
+    a, v = np.meshgrid(e, e)
+    check_quotients(a.ravel().copy(), v.ravel().copy(), eps)
+
+
+@needs_fast
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_constructed_quotients(dtype):
+    rng = np.random.default_rng(7)
+    n = 200_000
+    v = midpoint_squares(rng, n, dtype)
+    a = log_uniform(rng, v.size, -30, 30, dtype, signed=True)
+    uint = UINT[dtype]
+    mant = np.finfo(dtype).nmant
+    ones = (uint(1) << uint(mant)) - uint(1)
+    # denominators whose significand is all ones (eps = 0: d = sqrt(v)), and
+    # quotients a / d that are exact or land next to a midpoint
+    d = ((rng.integers(100, 160, n).astype(uint) << uint(mant)) | ones).view(dtype)
+    q = log_uniform(rng, n, -20, 20, dtype, signed=True)
+    q = (q.view(uint) | uint(1)).view(dtype)
+    for eps in (1e-8, 0.0):
+        check_quotients(a, v, eps)
+        check_quotients(q * d, d * d, eps)
+        check_quotients(d, v[:n], eps)
+    # eps-dominated denominators, huge and tiny ratios (overflow to inf,
+    # underflow to subnormal or zero), and subnormal v
+    lo, hi = EXPONENTS[dtype]
+    tiny_v = log_uniform(rng, n, lo, lo + 60, dtype)
+    small_a = log_uniform(rng, n, lo, lo + 80, dtype, signed=True)
+    huge_a = log_uniform(rng, n, hi - 40, hi, dtype, signed=True)
+    for eps in (1e-8, 1.0, 0.0):
+        check_quotients(small_a, tiny_v, eps)
+        check_quotients(huge_a, tiny_v, eps)
+        check_quotients(small_a, log_uniform(rng, n, hi - 40, hi, dtype), eps)
+
+
+@needs_fast
+@pytest.mark.parametrize("exponent", [-100, -64, -1, 0, 1, 23, 99])
+def test_float32_all_significands(exponent):
+    # every float32 significand at a few exponents, as v, and as a
+    significands = (np.arange(2**23, dtype=np.uint32) | np.uint32(127 << 23)).view(np.float32)
+    x = np.ldexp(significands, exponent).astype(np.float32)
+    rng = np.random.default_rng(exponent + 1000)
+    other = log_uniform(rng, x.size, -20, 20, np.float32, signed=True)
+    for eps in (1e-8, 0.0):
+        check_quotients(other, x, eps)
+        check_quotients(x, np.abs(other), eps)
+
+
+@needs_fast
+def test_float32_every_square_root():
+    # the square root of every positive float32 (subnormals, normals, inf)
+    chunk = 2**26
+    dummy = np.ones(chunk, np.float32)
+    for start in range(0, 0x7F800001, chunk):
+        bits = np.arange(start, min(start + chunk, 0x7F800001), dtype=np.uint32)
+        v = bits.view(np.float32)
+        for path in FAST_PATHS[:1]:
+            got = _engine._kernel_adam_quotient(dummy[: v.size], v, 0.0, path, sqrt_only=True)
+            assert_same_bits(got, np.sqrt(v), v)
+
+
+def adam_buffers(rng, n, dtype):
+    """Parameters, gradient and moments of a step, as a training run has them.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n : int
+    dtype : type
+
+    Returns
+    -------
+    list of ndarray
+        params, gradient, first moment, second moment.
+    """
+    params = rng.standard_normal(n).astype(dtype) * dtype(0.1)
+    grad = rng.standard_normal(n).astype(dtype) * dtype(0.1)
+    m = rng.standard_normal(n).astype(dtype) * dtype(1e-3)
+    v = (rng.random(n) * 1e-5).astype(dtype)
+    if n > 3:  # a few lanes outside the FMA path's domain: v zero, a zero
+        v[1], m[2], grad[2], params[2] = 0, 0, 0, 0
+    return [params, grad, m, v]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [0, 1, 7, 15, 16, 17, 31, 33, 64, 1000, 1024, 1041, 4099])
+@pytest.mark.parametrize("fold", [False, True])
+def test_step_paths_agree(dtype, size, fold):
+    # the whole step: w, m, v and the sum of squares, over several steps
+    start = adam_buffers(np.random.default_rng(size), size, dtype)
+    results = {}
+    for path in ("divider", "auto") + FAST_PATHS:
+        bufs = [b.copy() for b in start]
+        sums = []
+        for step in range(3):
+            sums.append(_engine._kernel_optimizer_step(
+                "adam", bufs[0], bufs[1], bufs[2], bufs[3], 1e-4, 32.0, 1e-3 * (step + 1),
+                return_sum_squares=fold, path=path))
+        results[path] = bufs, sums
+    want, want_sums = results["divider"]
+    for path, (got, sums) in results.items():
+        for g, w in zip(got, want):
+            assert_same_bits(g, w)
+        assert sums == want_sums, path
+
+
+def test_path_names():
+    paths = _engine._adam_step_path()
+    assert set(paths) == {"float32", "float64"}
+    assert set(paths.values()) <= {"divider", "fma", "hybrid"}
+    with pytest.raises(ValueError, match="unknown Adam path"):
+        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fast")
