@@ -27,6 +27,16 @@ from cymlp import _engine
 
 THREADS = [1, 2, 3, 4, 8]
 
+
+@pytest.fixture(autouse=True)
+def _teams_whatever_the_load():
+    """Teams even when this machine is busy: the engine sends its calls to one
+    thread after its teams are preempted by other programs (_team.h), and the
+    tests here must run the parallel passes they compare."""
+    _engine._contention(adapt=False)
+    yield
+    _engine._contention(adapt=True)
+
 # 256 features and 128 hidden units in batches of 256: each big product holds
 # several chunks, and so do the activations and the optimizer step.
 N_SAMPLES, N_FEATURES, HIDDEN, BATCH = 768, 256, (128,), 256
@@ -53,9 +63,9 @@ def _data(seed, dtype, sparse=False, regression=False):
     return X, y
 
 
-def _fit(config, X, y, seed, regression=False):
+def _fit(config, X, y, seed, regression=False, max_iter=3):
     cls = cymlp.MLPRegressor if regression else cymlp.MLPClassifier
-    est = cls(hidden_layer_sizes=HIDDEN, batch_size=BATCH, max_iter=3, random_state=seed,
+    est = cls(hidden_layer_sizes=HIDDEN, batch_size=BATCH, max_iter=max_iter, random_state=seed,
               **CONFIGS[config])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,3 +203,48 @@ def test_concurrent_engine_calls_share_the_budget():
             assert first.threads == 4
         with _engine._EngineCall() as alone:
             assert alone.threads == 4
+
+
+_SUBPROCESS_ONE_CPU = """
+import json, os, sys, warnings
+os.sched_setaffinity(0, {{0}})  # before any thread starts: the team shares one CPU
+import numpy as np
+from threadpoolctl import threadpool_limits
+sys.path.insert(0, {tests!r})
+import test_threads as t
+from cymlp import _engine
+X, y = t._data(0, np.float64)
+with threadpool_limits(1):
+    ref = t._outputs(t._fit("adam", X, y, 0, max_iter=40), X)
+def flat(r):
+    return {{k: np.concatenate([np.ravel(a) for a in v]) if isinstance(v, list)
+             else np.asarray(v) for k, v in r.items()}}
+ref = flat(ref)
+regions, same = {{}}, True
+for adapt in (False, True):
+    _engine._contention(adapt=adapt)
+    with threadpool_limits(2):
+        _engine._thread_stats()
+        got = flat(t._outputs(t._fit("adam", X, y, 0, max_iter=40), X))
+        regions[adapt] = _engine._thread_stats()[0]
+    same = same and all(np.array_equal(got[k], ref[k]) for k in ref)
+found = _engine._contention()
+print(json.dumps(dict(off=regions[False], on=regions[True], found=found, same=same)))
+"""
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_preempted_teams_send_calls_to_one_thread():
+    """Two threads pinned to one CPU preempt each other: the engine notices
+    (the threads' involuntary context switches), runs the following epochs on
+    one thread, and the results stay those of one thread."""
+    code = _SUBPROCESS_ONE_CPU.format(tests=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["same"], result
+    assert result["found"] >= 1, result
+    # a team per engine call without the adaptation; with it, the calls after
+    # a preempted team ran on one thread (fewer than half of them had teams)
+    assert 1 <= result["on"] <= result["off"] // 2, result

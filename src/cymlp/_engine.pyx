@@ -118,6 +118,13 @@ cdef extern from "_team.h" nogil:
     void cymlp_team_enter(cymlp_team* tm, int size)
     Py_ssize_t cymlp_team_claim(cymlp_team* tm)
     void cymlp_team_barrier(cymlp_team* tm)
+    long cymlp_thread_preemptions()
+    double cymlp_seconds()
+    void cymlp_team_note_preempted(cymlp_team* tm, long n)
+    long cymlp_team_preempted(cymlp_team* tm)
+    int cymlp_contention_serial()
+    int cymlp_contention_report(long preempted, double seconds)
+    void cymlp_contention_adapt(int on)
 
 # Chunk sizes, measured on the shapes of the benchmarks (see
 # benchmarks/RESULTS.md): below them the cost of waking a thread and of
@@ -160,6 +167,7 @@ cdef inline Py_ssize_t chunk_at(Py_ssize_t extent, Py_ssize_t n, Py_ssize_t c) n
 # largest team, since the last _thread_stats() (counted by the calling thread).
 cdef Py_ssize_t _stat_regions = 0
 cdef int _stat_max_team = 0
+cdef Py_ssize_t _stat_contended = 0   # teams found preempted (see _team.h)
 
 
 cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
@@ -167,6 +175,8 @@ cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
     prange of predict's row chunks), noted for the test hook."""
     global _stat_regions, _stat_max_team
     cdef int team = <int> min(<Py_ssize_t> nt, nch)
+    if team > 1 and cymlp_contention_serial():
+        team = 1  # the last teams were preempted by other programs: see _team.h
     if team > 1:
         _stat_regions += 1
         _stat_max_team = max(_stat_max_team, team)
@@ -228,26 +238,34 @@ cdef void team_thread(cymlp_team* tm, team_body body, void* args, bint alone) no
     single-threaded BLAS."""
     cdef Member me
     cdef int previous
+    cdef long preempted = 0 if alone else cymlp_thread_preemptions()
     cymlp_team_enter(tm, 1 if alone else omp_get_num_threads())
     me.team = tm
     me.leader = alone or omp_get_thread_num() == 0
     previous = blas_one_thread()
     body(args, &me)
     blas_restore(previous)
+    if not alone:
+        cymlp_team_note_preempted(tm, cymlp_thread_preemptions() - preempted)
 
 
 cdef int run_team(int threads, team_body body, void* args) noexcept nogil:
     """Run body(args, member) on a team of `threads` threads (one OpenMP
     region), or on the calling thread alone. 0, or -1 if the team's lock
     could not be made."""
+    global _stat_contended
     cdef cymlp_team tm
+    cdef double start
     if cymlp_team_init(&tm) != 0:
         return -1
     if threads <= 1:
         team_thread(&tm, body, args, True)
     else:
+        start = cymlp_seconds()
         with parallel(num_threads=threads):
             team_thread(&tm, body, args, False)
+        if cymlp_contention_report(cymlp_team_preempted(&tm), cymlp_seconds() - start):
+            _stat_contended += 1
     cymlp_team_free(&tm)
     return 0
 
@@ -1330,6 +1348,19 @@ def _thread_stats():
     _stat_regions = 0
     _stat_max_team = 0
     return stats
+
+
+def _contention(adapt=None):
+    """Test hook: how many teams were found preempted by other programs
+    (see _team.h) since the last call, which resets the count. With adapt
+    (True / False), first turns the adaptation on or off; either way the
+    engine forgets what it found, and the next calls may use teams again."""
+    global _stat_contended
+    found = _stat_contended
+    _stat_contended = 0
+    if adapt is not None:
+        cymlp_contention_adapt(1 if adapt else 0)
+    return found
 
 
 def _working_dtype(dtype):

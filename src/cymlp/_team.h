@@ -31,6 +31,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -53,6 +55,7 @@
 #define CYMLP_TEAM_SCRATCH 64
 
 typedef struct {
+    atomic_long preempted;    /* the members' involuntary context switches */
     atomic_int size;          /* threads in the team (set as they enter) */
     atomic_int arrived;       /* threads at the current barrier */
     atomic_uint phase;        /* barriers completed */
@@ -67,6 +70,7 @@ typedef struct {
 /* 0, or nonzero if the mutex or the condition could not be made. */
 static inline int cymlp_team_init(cymlp_team *tm)
 {
+    atomic_init(&tm->preempted, 0L);
     atomic_init(&tm->size, 0);
     atomic_init(&tm->arrived, 0);
     atomic_init(&tm->phase, 0u);
@@ -144,6 +148,97 @@ static inline void cymlp_team_barrier(cymlp_team *tm)
         pthread_cond_wait(&tm->wake, &tm->lock);
     atomic_fetch_sub(&tm->sleepers, 1);
     pthread_mutex_unlock(&tm->lock);
+}
+
+/* Contention with other programs.
+ *
+ * A team is only as fast as its slowest member, and a member that shares its
+ * core with another busy program is taken off the core every few
+ * milliseconds, mid-chunk, while the others wait for its chunk at the next
+ * barrier: on 2 cores with one busy, 2 threads ran MNIST-sized epochs 1.1-1.2x
+ * SLOWER than one. The operating system counts those preemptions (the
+ * involuntary context switches of each thread, getrusage RUSAGE_THREAD), so
+ * every team adds up its members' count, and a call whose members were taken
+ * off their cores more than about once per CYMLP_PREEMPT_PERIOD of its
+ * duration sends the next engine calls of the process to one thread. (Seen
+ * on a 2-vCPU VM, MNIST-sized epochs: 20-100 preemptions a second on an idle
+ * machine, from the kernel's own threads; about 1,700 with another program
+ * keeping a core busy; the threshold, 500, lies between.) First
+ * 1, then twice as many each time a trial team is still preempted (up to
+ * CYMLP_SERIAL_MAX), back to trying teams as soon as one is not. The results
+ * do not change: they are the same bits on any number of threads. */
+#define CYMLP_PREEMPT_PERIOD 0.002  /* seconds per tolerated preemption */
+#define CYMLP_SERIAL_MAX 64
+
+static atomic_int cymlp_serial_left;       /* calls still to run on one thread */
+static atomic_int cymlp_serial_next = 1;   /* how many the next finding sends */
+static atomic_int cymlp_adapt = 1;         /* 0: teams whatever the contention */
+
+/* This thread's involuntary context switches so far (0 where not counted). */
+static inline long cymlp_thread_preemptions(void)
+{
+#ifdef RUSAGE_THREAD
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        return ru.ru_nivcsw;
+#endif
+    return 0;
+}
+
+static inline double cymlp_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Whether a call that could use a team should run on one thread instead
+ * (and count it as one of those the last finding sent there). */
+static inline int cymlp_contention_serial(void)
+{
+    if (!atomic_load_explicit(&cymlp_adapt, memory_order_relaxed))
+        return 0;
+    int left = atomic_load_explicit(&cymlp_serial_left, memory_order_relaxed);
+    while (left > 0) {
+        if (atomic_compare_exchange_weak(&cymlp_serial_left, &left, left - 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* What a team's call found: its members' preemptions over its duration.
+ * Returns whether that counts as contention. */
+static inline int cymlp_contention_report(long preempted, double seconds)
+{
+    if (!atomic_load_explicit(&cymlp_adapt, memory_order_relaxed))
+        return 0;
+    if (preempted >= 2 && (double)preempted * CYMLP_PREEMPT_PERIOD >= seconds) {
+        int next = atomic_load_explicit(&cymlp_serial_next, memory_order_relaxed);
+        atomic_store(&cymlp_serial_left, next);
+        atomic_store(&cymlp_serial_next,
+                     next < CYMLP_SERIAL_MAX ? 2 * next : CYMLP_SERIAL_MAX);
+        return 1;
+    }
+    atomic_store(&cymlp_serial_next, 1);
+    return 0;
+}
+
+static inline void cymlp_team_note_preempted(cymlp_team *tm, long n)
+{
+    atomic_fetch_add_explicit(&tm->preempted, n, memory_order_relaxed);
+}
+
+static inline long cymlp_team_preempted(cymlp_team *tm)
+{
+    return atomic_load(&tm->preempted);
+}
+
+/* Test hook: turn the adaptation on or off (either way, forget any finding). */
+static inline void cymlp_contention_adapt(int on)
+{
+    atomic_store(&cymlp_adapt, on);
+    atomic_store(&cymlp_serial_left, 0);
+    atomic_store(&cymlp_serial_next, 1);
 }
 
 #endif
