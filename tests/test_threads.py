@@ -195,6 +195,7 @@ def test_same_bits_under_environment_thread_settings():
         assert results[n] == results[1], f"OMP_NUM_THREADS={n}"
 
 
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: a budget of one")
 def test_concurrent_engine_calls_share_the_budget():
     with threadpool_limits(4, user_api="openmp"):
         with _engine._EngineCall() as first:
