@@ -679,13 +679,6 @@ cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* g
     sync(me)
 
 
-cdef Py_ssize_t gradient_chunks(const Net* net, Py_ssize_t rows, bint sparse) noexcept nogil:
-    cdef Py_ssize_t i, c = 0
-    for i in range(net.n_layers):
-        c += product_chunks(net, i, rows, sparse) + sum_chunks(net, i, rows)
-    return c
-
-
 cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
     """Squared norm of all coefficient matrices (the L2 penalty), layer by layer
     through BLAS dot, as sklearn sums np.dot(c, c) over coefs_."""
@@ -958,7 +951,14 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
         b.idx = idx
         sp.idx = idx
         sp.start = start
-        x0 = rows_buf if gather else (X + start * n_in if spp == NULL else NULL)
+        # (if / else, not a conditional expression: Cython's temporary for
+        # that would drop the const)
+        if gather:
+            x0 = rows_buf
+        elif spp == NULL:
+            x0 = X + start * n_in
+        else:
+            x0 = NULL
 
         if sw != NULL:
             sw_sum = 0.0
