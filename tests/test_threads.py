@@ -249,3 +249,28 @@ def test_preempted_teams_send_calls_to_one_thread():
     # a team per engine call without the adaptation; with it, the calls after
     # a preempted team ran on one thread (fewer than half of them had teams)
     assert 1 <= result["on"] <= result["off"] // 2, result
+
+
+@pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: always serial")
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("config", ["adam", "dropout", "lbfgs"])
+def test_sample_weight_same_bits_any_thread_count(config, sparse, global_random_seed):
+    """Weighted rows, two hidden layers: the row pass reads targets and weights
+    through the shuffled order, and the hidden deltas pass through a second
+    hidden layer."""
+    X, y = _data(global_random_seed, np.float64, sparse)
+    w = np.random.default_rng(global_random_seed).uniform(0, 2, X.shape[0])
+    results = {}
+    for n in (1, 2, 3):
+        with threadpool_limits(n):
+            _engine._thread_stats()
+            est = cymlp.MLPClassifier(hidden_layer_sizes=(128, 64), batch_size=BATCH, max_iter=3,
+                                      random_state=global_random_seed, **CONFIGS[config])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X, y, sample_weight=w)
+            results[n] = _outputs(est, X)
+            if n > 1:
+                assert _engine._thread_stats()[0] > 0
+    for n in (2, 3):
+        _assert_same(results[n], results[1], f"{n} threads")
