@@ -1,8 +1,9 @@
 """Adam's quotient a / (sqrt(v) + eps) without the divider: the same bits.
 
-The FMA path (_exact_quotient.h) must give exactly numpy's square root and
-division, which round correctly (IEEE 754); "hybrid" takes its square root
-and the divider's division. Each is compared bit for bit with numpy on random
+The FMA paths (_exact_quotient.h: "fma" in AVX-512 code, "fma-avx2" in AVX2
+code, each with a proof of its own) must give exactly numpy's square root
+and division, which round correctly (IEEE 754); "hybrid" and "hybrid-avx2"
+take their square root and the divider's division. Each is compared bit for bit with numpy on random
 inputs over the whole exponent range, on constructed edge cases, and (float32)
 exhaustively; then the whole Adam step of every path with the divider's.
 """
@@ -12,12 +13,29 @@ import pytest
 
 from cymlp import _engine
 
-try:
-    _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fma")
-    FAST_PATHS = ("fma", "hybrid")
-except ValueError:  # no AVX-512: only the divider exists
-    FAST_PATHS = ()
-needs_fast = pytest.mark.skipif(not FAST_PATHS, reason="the FMA path needs AVX-512")
+
+def runs(path):
+    """Whether this CPU (and build) runs an Adam quotient path.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
+    except ValueError:  # its instruction set is missing
+        return False
+    return True
+
+
+# the paths without the divider here: those with none at all, then hybrid
+FMA_PATHS = tuple(path for path in ("fma", "fma-avx2") if runs(path))
+FAST_PATHS = FMA_PATHS + tuple(path for path in ("hybrid", "hybrid-avx2") if runs(path))
+needs_fast = pytest.mark.skipif(not FAST_PATHS, reason="the FMA paths need AVX-512 or AVX2")
 
 DTYPES = (np.float32, np.float64)
 UINT = {np.float32: np.uint32, np.float64: np.uint64}
@@ -113,22 +131,24 @@ def check_quotients(a, v, eps, paths=FAST_PATHS):
 @needs_fast
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_random_quotients(dtype):
-    # 10^8 quotients by the FMA path (10^7 by hybrid, whose square root is
-    # the same code), in chunks: v from subnormal to near the largest value,
-    # a of either sign over the exponents a step meets (and past them).
+    # 10^8 quotients by each FMA path (10^7 by hybrid, whose square root is
+    # the same code), in chunks: v from subnormal to near the largest value
+    # (float64: every other chunk over 2^+-140, around the AVX2 path's
+    # domain, which the whole range would mostly miss), a of either sign
+    # over the exponents a step meets (and past them).
     rng = np.random.default_rng(20240613)
-    lo, hi = EXPONENTS[dtype]
     a_span = 600 if dtype is np.float64 else 80
     for chunk in range(10):
         n = 10_000_000
+        lo, hi = EXPONENTS[dtype] if dtype is np.float32 or chunk % 2 == 0 else (-140, 140)
         v = log_uniform(rng, n, lo, hi, dtype)
         a = log_uniform(rng, n, -a_span, a_span, dtype, signed=True)
         eps = EPSILONS[chunk % len(EPSILONS)]
         eps = rng.random() if eps is None else eps
-        check_quotients(a, v, eps, FAST_PATHS if chunk == 0 else FAST_PATHS[:1])
+        check_quotients(a, v, eps, FAST_PATHS if chunk == 0 else FMA_PATHS)
 
 
-def midpoint_squares(rng, n, dtype):
+def midpoint_squares(rng, n, dtype, span):
     """v whose square root lies on or next to a rounding midpoint.
 
     s with its last bit set is a midpoint at half the precision's spacing:
@@ -140,13 +160,14 @@ def midpoint_squares(rng, n, dtype):
     rng : numpy.random.Generator
     n : int
     dtype : type
+    span : int
+        s's binary exponents lie in [-span, span].
 
     Returns
     -------
     ndarray of dtype
     """
-    s = log_uniform(rng, n, -200 if dtype is np.float64 else -40,
-                    200 if dtype is np.float64 else 40, dtype)
+    s = log_uniform(rng, n, -span, span, dtype)
     bits = s.view(UINT[dtype]) | 1
     s = bits.view(dtype)
     v = s * s
@@ -202,14 +223,19 @@ def test_edge_quotients(dtype, eps):
 def test_constructed_quotients(dtype):
     rng = np.random.default_rng(7)
     n = 200_000
-    v = midpoint_squares(rng, n, dtype)
+    # roots near midpoints over each path's domain (AVX2's float64 one is
+    # 2^+-120: half of them there)
+    v = np.concatenate([midpoint_squares(rng, n // 2, dtype, 40 if dtype is np.float32 else 200),
+                        midpoint_squares(rng, n // 2, dtype, 40)])
     a = log_uniform(rng, v.size, -30, 30, dtype, signed=True)
     uint = UINT[dtype]
     mant = np.finfo(dtype).nmant
+    bias = np.finfo(dtype).maxexp - 1
     ones = (uint(1) << uint(mant)) - uint(1)
-    # denominators whose significand is all ones (eps = 0: d = sqrt(v)), and
-    # quotients a / d that are exact or land next to a midpoint
-    d = ((rng.integers(100, 160, n).astype(uint) << uint(mant)) | ones).view(dtype)
+    # denominators whose significand is all ones (eps = 0: d = sqrt(v)) at
+    # 2^-27 to 2^32, and quotients a / d that are exact or land next to a
+    # midpoint
+    d = ((rng.integers(bias - 27, bias + 33, n).astype(uint) << uint(mant)) | ones).view(dtype)
     q = log_uniform(rng, n, -20, 20, dtype, signed=True)
     q = (q.view(uint) | uint(1)).view(dtype)
     for eps in (1e-8, 0.0):
@@ -249,7 +275,7 @@ def test_float32_every_square_root():
     for start in range(0, 0x7F800001, chunk):
         bits = np.arange(start, min(start + chunk, 0x7F800001), dtype=np.uint32)
         v = bits.view(np.float32)
-        for path in FAST_PATHS[:1]:
+        for path in FMA_PATHS:
             got = _engine._kernel_adam_quotient(dummy[: v.size], v, 0.0, path, sqrt_only=True)
             assert_same_bits(got, np.sqrt(v), v)
 
@@ -302,6 +328,6 @@ def test_step_paths_agree(dtype, size, fold):
 def test_path_names():
     paths = _engine._adam_step_path()
     assert set(paths) == {"float32", "float64"}
-    assert set(paths.values()) <= {"divider", "fma", "hybrid"}
+    assert set(paths.values()) <= {"divider", "fma", "hybrid", "fma-avx2", "hybrid-avx2"}
     with pytest.raises(ValueError, match="unknown Adam path"):
         _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fast")

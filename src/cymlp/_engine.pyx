@@ -37,9 +37,10 @@ from ._kernels cimport (
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, is_mean_over_outputs, column_sums,
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
-    cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_adam_path_f, cymlp_adam_path_d,
-    cymlp_adam_quotients_f, cymlp_adam_quotients_d,
+    cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_avx2_quotient_supported,
+    cymlp_adam_path_f, cymlp_adam_path_d, cymlp_adam_quotients_f, cymlp_adam_quotients_d,
     CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID,
+    CYMLP_PATH_FMA_AVX2, CYMLP_PATH_HYBRID_AVX2,
 )
 
 # The one list of activations: the estimators' parameter constraints, the
@@ -2011,10 +2012,14 @@ def _kernel_column_sums(const floating[:, ::1] a):
 # Adam's quotient by the divider or without it (_exact_quotient.h): the same
 # bits, so the faster one on this machine is chosen once, here, unless the
 # environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA,
-# hybrid: the FMA square root and the divider's division).
+# hybrid: the FMA square root and the divider's division). "fma" and "hybrid"
+# are the AVX-512 code; "-avx2" names the same arithmetic in AVX2 code, the
+# one chosen on CPUs without AVX-512 and forced by name in the tests.
 cymlp_adam_select()
 _ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA,
-               "hybrid": CYMLP_PATH_HYBRID}
+               "hybrid": CYMLP_PATH_HYBRID, "fma-avx2": CYMLP_PATH_FMA_AVX2,
+               "hybrid-avx2": CYMLP_PATH_HYBRID_AVX2}
+_ADAM_PATH_NAMES = {code: name for name, code in _ADAM_PATHS.items()}
 
 
 def _adam_path_code(str path):
@@ -2022,9 +2027,10 @@ def _adam_path_code(str path):
 
     Parameters
     ----------
-    path : {"auto", "divider", "fma", "hybrid"}
+    path : {"auto", "divider", "fma", "hybrid", "fma-avx2", "hybrid-avx2"}
         "auto" is the path chosen when the module was loaded; "fma" uses
-        no square root or division instruction, "hybrid" the division alone.
+        no square root or division instruction, "hybrid" the division alone;
+        both in AVX-512 code, or in AVX2 code with the "-avx2" suffix.
 
     Returns
     -------
@@ -2033,12 +2039,14 @@ def _adam_path_code(str path):
     Raises
     ------
     ValueError
-        For an unknown name, or "fma" on a CPU without AVX-512.
+        For an unknown name, or a path this CPU or build cannot run.
     """
     if path not in _ADAM_PATHS:
         raise ValueError("unknown Adam path %r" % path)
     if path in ("fma", "hybrid") and not cymlp_fma_quotient_supported():
         raise ValueError("the %s path needs AVX-512, which this CPU or build lacks" % path)
+    if path.endswith("-avx2") and not cymlp_avx2_quotient_supported():
+        raise ValueError("the %s path needs AVX2 and FMA, which this CPU or build lacks" % path)
     return _ADAM_PATHS[path]
 
 
@@ -2051,10 +2059,11 @@ def _adam_step_path():
         ``{"float32": path, "float64": path}``, each path "divider" (the
         square root and division instructions), "fma" (the same bits from
         reciprocal estimates and fused multiply-adds) or "hybrid" (the square
-        root so, the division by the divider).
+        root so, the division by the divider), or "fma-avx2" / "hybrid-avx2"
+        (the same in AVX2 code, on CPUs without AVX-512).
     """
-    names = {CYMLP_PATH_DIVIDER: "divider", CYMLP_PATH_FMA: "fma", CYMLP_PATH_HYBRID: "hybrid"}
-    return {"float32": names[cymlp_adam_path_f], "float64": names[cymlp_adam_path_d]}
+    return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f],
+            "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d]}
 
 
 def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double eps,
@@ -2067,8 +2076,8 @@ def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double e
         Contiguous, of one dtype; the arithmetic is in that dtype.
     eps : float
         Rounded to the dtype first.
-    path : {"auto", "divider", "fma", "hybrid"}, default="auto"
-        See ``_adam_path_code``.
+    path : str, default="auto"
+        A name of ``_adam_path_code``.
     sqrt_only : bool, default=False
         Return ``sqrt(v)`` instead (``a`` then only sets the length).
 

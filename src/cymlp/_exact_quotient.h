@@ -91,22 +91,35 @@
 
 /* The ways to Adam's quotient: the divider; no divider (FMA); the FMA square
  * root with the divider's division (HYBRID: where division is cheap and the
- * square root is not). */
-enum { CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1, CYMLP_PATH_HYBRID = 2 };
+ * square root is not); each of the last two in AVX-512 and in AVX2 code. */
+enum {
+    CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1, CYMLP_PATH_HYBRID = 2,
+    CYMLP_PATH_FMA_AVX2 = 3, CYMLP_PATH_HYBRID_AVX2 = 4, CYMLP_N_PATHS = 5
+};
 
-/* The path each dtype's step takes (CYMLP_PATH_DIVIDER or _FMA), set once by
- * cymlp_adam_select when the module is loaded, before any step runs. */
+/* The path each dtype's step takes (a CYMLP_PATH_* other than AUTO), set
+ * once by cymlp_adam_select when the module is loaded, before any step runs. */
 static int cymlp_adam_path_f = CYMLP_PATH_DIVIDER;
 static int cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define CYMLP_HAVE_FMA_QUOTIENT 1
 #include <immintrin.h>
-#define CYMLP_AVX512 __attribute__((target("avx512f,fma")))
+/* Each instruction set's kernels are compiled for it alone and run only
+ * where the CPU reports it. ISA, the vector width in bits (512, 256), names
+ * a set's kernels (cymlp_sqrt512_pd), its intrinsics (_mm512_...) and its
+ * target attribute, so that the code both sets share is written once. */
+#define CYMLP_TARGET_512 __attribute__((target("avx512f,fma")))
+#define CYMLP_TARGET_256 __attribute__((target("avx2,fma")))
 
 static int cymlp_fma_quotient_supported(void)
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+
+static int cymlp_avx2_quotient_supported(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 /* Vectors in flight: each quotient is a chain of some 25 dependent
@@ -116,20 +129,38 @@ static int cymlp_fma_quotient_supported(void)
 #define CYMLP_NV 4
 #define CYMLP_EACH(j) for (int j = 0; j < CYMLP_NV; j++)
 
-/* The quotient kernels of one dtype: SFX the intrinsics' suffix (pd, ps),
+enum { CYMLP_NO_DIVIDER = 0, CYMLP_HW_DIVIDE = 1, CYMLP_SQRT_ONLY = 2 };
+
+/* The steps both sets share, on arrays of CYMLP_NV vectors. One coupled
+ * Newton step of the square root (g ~ sqrt(v), h ~ 1/(2 sqrt(v)); see the
+ * analysis above), with r a scratch array: */
+#define CYMLP_SQRT_NEWTON(ISA, SFX, g, h, r, half)                            \
+    CYMLP_EACH(j) r[j] = _mm##ISA##_fnmadd_##SFX(g[j], h[j], half);           \
+    CYMLP_EACH(j) g[j] = _mm##ISA##_fmadd_##SFX(g[j], r[j], g[j]);            \
+    CYMLP_EACH(j) h[j] = _mm##ISA##_fmadd_##SFX(h[j], r[j], h[j]);
+/* one Newton step of the reciprocal y ~ 1/d: */
+#define CYMLP_RCP_NEWTON(ISA, SFX, y, d, r)                                   \
+    CYMLP_EACH(j) r[j] = _mm##ISA##_fnmadd_##SFX(d[j], y[j], _mm##ISA##_set1_##SFX(1)); \
+    CYMLP_EACH(j) y[j] = _mm##ISA##_fmadd_##SFX(y[j], r[j], y[j]);
+/* and the first quotient q = RN(a y) with its residual r = RN(a - d q). */
+#define CYMLP_DIV_START(ISA, SFX, q, r, a, d, y)                              \
+    CYMLP_EACH(j) q[j] = _mm##ISA##_mul_##SFX(a[j], y[j]);                    \
+    CYMLP_EACH(j) r[j] = _mm##ISA##_fnmadd_##SFX(d[j], q[j], a[j]);
+
+/* The AVX-512 kernels of one dtype: SFX the intrinsics' suffix (pd, ps),
  * V / M / EPI / BITS its vector, mask, integer lanes and their width, SIGN
  * the sign bit, and the domain of the proof as bit patterns: v in
  * [V_LO, V_LO + V_SPAN], |a| (shifted left one bit, dropping the sign) in
  * [A_LO2, A_LO2 + A_SPAN2]. */
-#define CYMLP_EXACT_QUOTIENT(SFX, T, V, M, EPI, BITS, SIGN, V_LO, V_SPAN,      \
-                             A_LO2, A_SPAN2)                                  \
-    CYMLP_AVX512 static inline V cymlp_next_##SFX(V x)                        \
+#define CYMLP_EXACT_QUOTIENT_512(SFX, T, V, M, EPI, BITS, SIGN, V_LO, V_SPAN,  \
+                                 A_LO2, A_SPAN2)                              \
+    CYMLP_TARGET_512 static inline V cymlp_next512_##SFX(V x)                 \
     {                                                                         \
         return _mm512_castsi512_##SFX(                                        \
             _mm512_add_##EPI(_mm512_cast##SFX##_si512(x), _mm512_set1_##EPI(1))); \
     }                                                                         \
     /* s = RN(sqrt(v)) for v inside the domain (see above). */                \
-    CYMLP_AVX512 static inline void cymlp_sqrt_##SFX(V *restrict s, const V *restrict v) \
+    CYMLP_TARGET_512 static inline void cymlp_sqrt512_##SFX(V *restrict s, const V *restrict v) \
     {                                                                         \
         const V half = _mm512_set1_##SFX(0.5);                                \
         V y[CYMLP_NV], g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV];    \
@@ -137,33 +168,29 @@ static int cymlp_fma_quotient_supported(void)
         CYMLP_EACH(j) g[j] = _mm512_mul_##SFX(v[j], y[j]);                    \
         CYMLP_EACH(j) h[j] = _mm512_mul_##SFX(y[j], half);                    \
         if (sizeof(T) == 8) { /* 14 -> 28 bits; float needs no more */       \
-            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], h[j], half);       \
-            CYMLP_EACH(j) g[j] = _mm512_fmadd_##SFX(g[j], r[j], g[j]);        \
-            CYMLP_EACH(j) h[j] = _mm512_fmadd_##SFX(h[j], r[j], h[j]);        \
+            CYMLP_SQRT_NEWTON(512, SFX, g, h, r, half)                        \
         }                                                                     \
         CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(g[j], g[j], v[j]);           \
         CYMLP_EACH(j) s[j] = _mm512_fmadd_round_##SFX(                        \
             r[j], h[j], g[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
-        CYMLP_EACH(j) up[j] = cymlp_next_##SFX(s[j]);                         \
+        CYMLP_EACH(j) up[j] = cymlp_next512_##SFX(s[j]);                      \
         CYMLP_EACH(j) s[j] = _mm512_mask_mov_##SFX(s[j], _mm512_cmp_##SFX##_mask( \
             _mm512_fnmadd_##SFX(s[j], up[j], v[j]), _mm512_setzero_##SFX(),   \
             _CMP_GT_OQ), up[j]);                                              \
     }                                                                         \
     /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
-    CYMLP_AVX512 static inline void cymlp_div_##SFX(                          \
+    CYMLP_TARGET_512 static inline void cymlp_div512_##SFX(                   \
         V *restrict q, const V *restrict a, const V *restrict d)              \
     {                                                                         \
         V y[CYMLP_NV], r[CYMLP_NV], away[CYMLP_NV];                           \
         CYMLP_EACH(j) y[j] = _mm512_rcp14_##SFX(d[j]);                        \
         if (sizeof(T) == 8) {                                                 \
-            CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], y[j], _mm512_set1_##SFX(1)); \
-            CYMLP_EACH(j) y[j] = _mm512_fmadd_##SFX(y[j], r[j], y[j]);        \
+            CYMLP_RCP_NEWTON(512, SFX, y, d, r)                               \
         }                                                                     \
-        CYMLP_EACH(j) q[j] = _mm512_mul_##SFX(a[j], y[j]);                    \
-        CYMLP_EACH(j) r[j] = _mm512_fnmadd_##SFX(d[j], q[j], a[j]);           \
+        CYMLP_DIV_START(512, SFX, q, r, a, d, y)                              \
         CYMLP_EACH(j) q[j] = _mm512_fmadd_round_##SFX(                        \
             r[j], y[j], q[j], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);        \
-        CYMLP_EACH(j) away[j] = cymlp_next_##SFX(q[j]);                       \
+        CYMLP_EACH(j) away[j] = cymlp_next512_##SFX(q[j]);                    \
         CYMLP_EACH(j) r[j] = _mm512_add_##SFX(_mm512_fnmadd_##SFX(d[j], q[j], a[j]), \
                                               _mm512_fnmadd_##SFX(d[j], away[j], a[j])); \
         /* r xor (a's sign bit): positive iff r is nonzero with a's sign */   \
@@ -175,7 +202,7 @@ static int cymlp_fma_quotient_supported(void)
     }                                                                         \
     /* The lanes whose v and a lie in the proof's domain (an integer range    \
      * test on the bit patterns: a negative v or a NaN falls outside). */     \
-    CYMLP_AVX512 static inline M cymlp_inside_##SFX(V a, V v)                 \
+    CYMLP_TARGET_512 static inline M cymlp_inside512_##SFX(V a, V v)          \
     {                                                                         \
         __m512i vb = _mm512_cast##SFX##_si512(v);                             \
         __m512i ab = _mm512_slli_##EPI(_mm512_cast##SFX##_si512(a), 1);       \
@@ -185,50 +212,169 @@ static int cymlp_fma_quotient_supported(void)
             in_v, _mm512_sub_##EPI(ab, _mm512_set1_##EPI(A_LO2)),             \
             _mm512_set1_##EPI(A_SPAN2));                                      \
     }                                                                         \
-    /* q = a / (sqrt(v) + eps) as the IEEE operations round it, for           \
-     * 0 <= eps <= the dtype's EPS_HI; the square root alone with             \
-     * CYMLP_SQRT_ONLY, the division by the divider with CYMLP_HW_DIVIDE. */  \
-    CYMLP_AVX512 static inline void cymlp_quotient_##SFX(                     \
+    static inline int cymlp_all512_##SFX(M in) { return in == (M)~(M)0; }     \
+    /* q where `in`, else exact */                                            \
+    CYMLP_TARGET_512 static inline V cymlp_keep512_##SFX(V exact, M in, V q)  \
+    {                                                                         \
+        return _mm512_mask_mov_##SFX(exact, in, q);                           \
+    }
+
+/* double: v in [2^-960, 2^960], |a| in [2^-450, 2^450]; 2^k's bits are
+ * (k + 1023) << 52, and twice that with the sign shifted out. */
+CYMLP_EXACT_QUOTIENT_512(pd, double, __m512d, __mmask8, epi64, 64, INT64_MIN,
+                         (long long)(1023 - 960) << 52, (long long)(2 * 960) << 52,
+                         (long long)(1023 - 450) << 53, (long long)(2 * 450) << 53)
+/* float: v in [2^-100, 2^100], |a| in [2^-60, 2^60]; 2^k is (k + 127) << 23 */
+CYMLP_EXACT_QUOTIENT_512(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
+                         (127 - 100) << 23, (2 * 100) << 23,
+                         (int)((unsigned)(127 - 60) << 24), (2 * 60) << 24)
+
+/* The AVX2 kernels of one dtype (the analysis "Without AVX-512" above):
+ * SET1I(k) broadcasts an integer to EPI's lanes; NEWTON the Newton steps
+ * after the 12-bit estimates (1 float, 2 double); the domain [V_MIN, V_MAX]
+ * for v, [A_MIN, A_MAX] for |a|, tested as floating-point comparisons
+ * (AVX2 has no unsigned ones; an ordered comparison is false for NaN). */
+#define CYMLP_EXACT_QUOTIENT_256(SFX, T, V, EPI, SET1I, NEWTON, V_MIN, V_MAX, \
+                                 A_MIN, A_MAX)                                \
+    /* the float k places away from x (bit pattern plus k) */                 \
+    CYMLP_TARGET_256 static inline V cymlp_next256_##SFX(V x, int k)          \
+    {                                                                         \
+        return _mm256_castsi256_##SFX(                                        \
+            _mm256_add_##EPI(_mm256_cast##SFX##_si256(x), SET1I(k)));         \
+    }                                                                         \
+    /* s = RN(sqrt(v)) for v inside the domain: f = RN(z), then f-, f or f+ */ \
+    CYMLP_TARGET_256 static inline void cymlp_sqrt256_##SFX(V *restrict s, const V *restrict v) \
+    {                                                                         \
+        const V half = _mm256_set1_##SFX(0.5), zero = _mm256_setzero_##SFX(); \
+        V g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV]; \
+        CYMLP_EACH(j) h[j] = cymlp_rsqrt256_##SFX(v[j]);                      \
+        CYMLP_EACH(j) g[j] = _mm256_mul_##SFX(v[j], h[j]);                    \
+        CYMLP_EACH(j) h[j] = _mm256_mul_##SFX(h[j], half);                    \
+        for (int k = 0; k < NEWTON; k++) {                                    \
+            CYMLP_SQRT_NEWTON(256, SFX, g, h, r, half)                        \
+        }                                                                     \
+        CYMLP_EACH(j) r[j] = _mm256_fnmadd_##SFX(g[j], g[j], v[j]);           \
+        CYMLP_EACH(j) s[j] = _mm256_fmadd_##SFX(r[j], h[j], g[j]);            \
+        CYMLP_EACH(j) up[j] = cymlp_next256_##SFX(s[j], 1);                   \
+        CYMLP_EACH(j) down[j] = cymlp_next256_##SFX(s[j], -1);                \
+        /* Lemma R (a) on each side: f- iff v - f- f <= 0, f+ iff            \
+         * v - f f+ > 0 (both exact tests; they never hold together). */     \
+        CYMLP_EACH(j) r[j] = _mm256_cmp_##SFX(                                \
+            _mm256_fnmadd_##SFX(down[j], s[j], v[j]), zero, _CMP_LE_OQ);      \
+        CYMLP_EACH(j) up[j] = _mm256_blendv_##SFX(s[j], up[j], _mm256_cmp_##SFX( \
+            _mm256_fnmadd_##SFX(s[j], up[j], v[j]), zero, _CMP_GT_OQ));       \
+        CYMLP_EACH(j) s[j] = _mm256_blendv_##SFX(up[j], down[j], r[j]);       \
+    }                                                                         \
+    /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
+    CYMLP_TARGET_256 static inline void cymlp_div256_##SFX(                   \
+        V *restrict q, const V *restrict a, const V *restrict d)              \
+    {                                                                         \
+        V y[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV];             \
+        CYMLP_EACH(j) y[j] = cymlp_rcp256_##SFX(d[j]);                        \
+        for (int k = 0; k < NEWTON; k++) {                                    \
+            CYMLP_RCP_NEWTON(256, SFX, y, d, r)                               \
+        }                                                                     \
+        CYMLP_DIV_START(256, SFX, q, r, a, d, y)                              \
+        CYMLP_EACH(j) q[j] = _mm256_fmadd_##SFX(r[j], y[j], q[j]);            \
+        CYMLP_EACH(j) up[j] = cymlp_next256_##SFX(q[j], 1);                   \
+        CYMLP_EACH(j) down[j] = cymlp_next256_##SFX(q[j], -1);                \
+        /* Lemma R (b) on each side, the sign bit of (R' + R) xor a deciding  \
+         * (blendv reads the sign bit alone; the sums are never zero): away  \
+         * (f+) iff R + R+ has a's sign, toward zero (f-) iff R- + R has the \
+         * other sign. */                                                    \
+        CYMLP_EACH(j) r[j] = _mm256_fnmadd_##SFX(d[j], q[j], a[j]);           \
+        CYMLP_EACH(j) y[j] = _mm256_xor_##SFX(_mm256_add_##SFX(               \
+            _mm256_fnmadd_##SFX(d[j], down[j], a[j]), r[j]), a[j]);           \
+        CYMLP_EACH(j) r[j] = _mm256_xor_##SFX(_mm256_add_##SFX(               \
+            r[j], _mm256_fnmadd_##SFX(d[j], up[j], a[j])), a[j]);             \
+        CYMLP_EACH(j) q[j] = _mm256_blendv_##SFX(up[j], q[j], r[j]);          \
+        CYMLP_EACH(j) q[j] = _mm256_blendv_##SFX(q[j], down[j], y[j]);        \
+    }                                                                         \
+    CYMLP_TARGET_256 static inline V cymlp_inside256_##SFX(V a, V v)          \
+    {                                                                         \
+        V mag = _mm256_andnot_##SFX(_mm256_set1_##SFX(-0.0), a);              \
+        V in_v = _mm256_and_##SFX(                                            \
+            _mm256_cmp_##SFX(v, _mm256_set1_##SFX(V_MIN), _CMP_GE_OQ),        \
+            _mm256_cmp_##SFX(v, _mm256_set1_##SFX(V_MAX), _CMP_LE_OQ));       \
+        V in_a = _mm256_and_##SFX(                                            \
+            _mm256_cmp_##SFX(mag, _mm256_set1_##SFX(A_MIN), _CMP_GE_OQ),      \
+            _mm256_cmp_##SFX(mag, _mm256_set1_##SFX(A_MAX), _CMP_LE_OQ));     \
+        return _mm256_and_##SFX(in_v, in_a);                                  \
+    }                                                                         \
+    CYMLP_TARGET_256 static inline int cymlp_all256_##SFX(V in)               \
+    {                                                                         \
+        return _mm256_movemask_##SFX(in) == (1 << (sizeof(V) / sizeof(T))) - 1; \
+    }                                                                         \
+    CYMLP_TARGET_256 static inline V cymlp_keep256_##SFX(V exact, V in, V q)  \
+    {                                                                         \
+        return _mm256_blendv_##SFX(exact, q, in);                             \
+    }
+
+/* The estimates (relative error at most 1.5 2^-12, as Intel documents
+ * rsqrtps and rcpps): float directly, double through a float (its domain
+ * keeps the conversion in float's normal range). */
+CYMLP_TARGET_256 static inline __m256 cymlp_rsqrt256_ps(__m256 v) { return _mm256_rsqrt_ps(v); }
+CYMLP_TARGET_256 static inline __m256 cymlp_rcp256_ps(__m256 d) { return _mm256_rcp_ps(d); }
+CYMLP_TARGET_256 static inline __m256d cymlp_rsqrt256_pd(__m256d v)
+{
+    return _mm256_cvtps_pd(_mm_rsqrt_ps(_mm256_cvtpd_ps(v)));
+}
+CYMLP_TARGET_256 static inline __m256d cymlp_rcp256_pd(__m256d d)
+{
+    return _mm256_cvtps_pd(_mm_rcp_ps(_mm256_cvtpd_ps(d)));
+}
+
+CYMLP_EXACT_QUOTIENT_256(pd, double, __m256d, epi64, _mm256_set1_epi64x, 2,
+                         0x1p-120, 0x1p120, 0x1p-450, 0x1p450)
+CYMLP_EXACT_QUOTIENT_256(ps, float, __m256, epi32, _mm256_set1_epi32, 1,
+                         0x1p-100f, 0x1p100f, 0x1p-60f, 0x1p60f)
+
+/* eps's range in each set's proof (checked once per call) */
+#define CYMLP_EPS_HI_512pd 0x1p400
+#define CYMLP_EPS_HI_512ps 0x1p40f
+#define CYMLP_EPS_HI_256pd 0x1p60
+#define CYMLP_EPS_HI_256ps 0x1p40f
+
+/* q = a / (sqrt(v) + eps) as the IEEE operations round it, for
+ * 0 <= eps <= CYMLP_EPS_HI; the square root alone with CYMLP_SQRT_ONLY, the
+ * division by the divider with CYMLP_HW_DIVIDE. The lanes outside the
+ * domain (rare: one mask test per block) take the IEEE operations. */
+#define CYMLP_QUOTIENT(ISA, SFX, V, M)                                        \
+    CYMLP_TARGET_##ISA static inline void cymlp_quotient##ISA##_##SFX(        \
         V *restrict q, const V *restrict a, const V *restrict v, V eps, int how) \
     {                                                                         \
         V d[CYMLP_NV];                                                        \
-        M in[CYMLP_NV], all = (M)~(M)0;                                       \
-        cymlp_sqrt_##SFX(d, v);                                               \
+        M in[CYMLP_NV];                                                       \
+        int all = 1;                                                          \
+        cymlp_sqrt##ISA##_##SFX(d, v);                                        \
         if (how == CYMLP_SQRT_ONLY) {                                         \
             CYMLP_EACH(j) q[j] = d[j];                                        \
         } else {                                                              \
-            CYMLP_EACH(j) d[j] = _mm512_add_##SFX(d[j], eps);                 \
+            CYMLP_EACH(j) d[j] = _mm##ISA##_add_##SFX(d[j], eps);             \
             if (how == CYMLP_HW_DIVIDE) {                                     \
-                CYMLP_EACH(j) q[j] = _mm512_div_##SFX(a[j], d[j]);            \
+                CYMLP_EACH(j) q[j] = _mm##ISA##_div_##SFX(a[j], d[j]);        \
             } else {                                                          \
-                cymlp_div_##SFX(q, a, d);                                     \
+                cymlp_div##ISA##_##SFX(q, a, d);                              \
             }                                                                 \
         }                                                                     \
-        CYMLP_EACH(j) all &= in[j] = cymlp_inside_##SFX(a[j], v[j]);          \
-        if (all != (M)~(M)0) { /* rare: the IEEE operations for those lanes */ \
+        CYMLP_EACH(j) {                                                       \
+            in[j] = cymlp_inside##ISA##_##SFX(a[j], v[j]);                    \
+            all &= cymlp_all##ISA##_##SFX(in[j]);                             \
+        }                                                                     \
+        if (!all) {                                                           \
             CYMLP_EACH(j) {                                                   \
-                V exact = _mm512_sqrt_##SFX(v[j]);                            \
+                V exact = _mm##ISA##_sqrt_##SFX(v[j]);                        \
                 if (how != CYMLP_SQRT_ONLY)                                   \
-                    exact = _mm512_div_##SFX(a[j], _mm512_add_##SFX(exact, eps)); \
-                q[j] = _mm512_mask_mov_##SFX(exact, in[j], q[j]);             \
+                    exact = _mm##ISA##_div_##SFX(a[j], _mm##ISA##_add_##SFX(exact, eps)); \
+                q[j] = cymlp_keep##ISA##_##SFX(exact, in[j], q[j]);           \
             }                                                                 \
         }                                                                     \
     }
 
-enum { CYMLP_NO_DIVIDER = 0, CYMLP_HW_DIVIDE = 1, CYMLP_SQRT_ONLY = 2 };
-
-/* double: v in [2^-960, 2^960], |a| in [2^-450, 2^450]; 2^k's bits are
- * (k + 1023) << 52, and twice that with the sign shifted out. */
-CYMLP_EXACT_QUOTIENT(pd, double, __m512d, __mmask8, epi64, 64, INT64_MIN,
-                     (long long)(1023 - 960) << 52, (long long)(2 * 960) << 52,
-                     (long long)(1023 - 450) << 53, (long long)(2 * 450) << 53)
-/* float: v in [2^-100, 2^100], |a| in [2^-60, 2^60]; 2^k is (k + 127) << 23 */
-CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
-                     (127 - 100) << 23, (2 * 100) << 23,
-                     (int)((unsigned)(127 - 60) << 24), (2 * 60) << 24)
-
-#define CYMLP_EPS_HI_pd 0x1p400
-#define CYMLP_EPS_HI_ps 0x1p40f
+CYMLP_QUOTIENT(512, pd, __m512d, __mmask8)
+CYMLP_QUOTIENT(512, ps, __m512, __mmask16)
+CYMLP_QUOTIENT(256, pd, __m256d, __m256d)
+CYMLP_QUOTIENT(256, ps, __m256, __m256)
 
 /* Adam's step through the exact quotient (HOW: CYMLP_NO_DIVIDER, or
  * CYMLP_HW_DIVIDE to keep the divider for the division alone), with the
@@ -238,8 +384,8 @@ CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
  * (CYMLP_SQ_LOOP), so the bits are those of DIVIDER, the divider's step. A
  * block is CYMLP_NV vectors; what is left after the last whole block takes
  * the divider's loop. */
-#define CYMLP_ADAM_FMA_STEP(NAME, SFX, T, V, HOW, DIVIDER, ONE)               \
-    CYMLP_AVX512 static inline void NAME##_block(                             \
+#define CYMLP_ADAM_FMA_STEP(NAME, ISA, SFX, T, V, HOW, DIVIDER, ONE)          \
+    CYMLP_TARGET_##ISA static inline void NAME##_block(                       \
         T *restrict w, const T *restrict g_raw, T *restrict m, T *restrict v, \
         T alpha, T inv_n, T b1, T c1, T b2, T c2, T eps, T lr_t,              \
         T *restrict part)                                                     \
@@ -247,41 +393,41 @@ CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
         const int lanes = (int)(sizeof(V) / sizeof(T));                       \
         V wj[CYMLP_NV], g[CYMLP_NV], a[CYMLP_NV], vi[CYMLP_NV], q[CYMLP_NV];   \
         CYMLP_EACH(j) {                                                       \
-            wj[j] = _mm512_loadu_##SFX(w + j * lanes);                        \
-            g[j] = _mm512_mul_##SFX(                                          \
-                _mm512_add_##SFX(_mm512_loadu_##SFX(g_raw + j * lanes),       \
-                                 _mm512_mul_##SFX(_mm512_set1_##SFX(alpha), wj[j])), \
-                _mm512_set1_##SFX(inv_n));                                    \
-            V mi = _mm512_add_##SFX(                                          \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(b1), _mm512_loadu_##SFX(m + j * lanes)), \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(c1), g[j]));               \
-            vi[j] = _mm512_add_##SFX(                                         \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(b2), _mm512_loadu_##SFX(v + j * lanes)), \
-                _mm512_mul_##SFX(_mm512_set1_##SFX(c2), _mm512_mul_##SFX(g[j], g[j]))); \
-            _mm512_storeu_##SFX(m + j * lanes, mi);                           \
-            _mm512_storeu_##SFX(v + j * lanes, vi[j]);                        \
-            a[j] = _mm512_mul_##SFX(_mm512_set1_##SFX(-lr_t), mi);            \
+            wj[j] = _mm##ISA##_loadu_##SFX(w + j * lanes);                    \
+            g[j] = _mm##ISA##_mul_##SFX(                                      \
+                _mm##ISA##_add_##SFX(_mm##ISA##_loadu_##SFX(g_raw + j * lanes), \
+                                     _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(alpha), wj[j])), \
+                _mm##ISA##_set1_##SFX(inv_n));                                \
+            V mi = _mm##ISA##_add_##SFX(                                      \
+                _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(b1), _mm##ISA##_loadu_##SFX(m + j * lanes)), \
+                _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(c1), g[j]));       \
+            vi[j] = _mm##ISA##_add_##SFX(                                     \
+                _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(b2), _mm##ISA##_loadu_##SFX(v + j * lanes)), \
+                _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(c2), _mm##ISA##_mul_##SFX(g[j], g[j]))); \
+            _mm##ISA##_storeu_##SFX(m + j * lanes, mi);                       \
+            _mm##ISA##_storeu_##SFX(v + j * lanes, vi[j]);                    \
+            a[j] = _mm##ISA##_mul_##SFX(_mm##ISA##_set1_##SFX(-lr_t), mi);    \
         }                                                                     \
-        cymlp_quotient_##SFX(q, a, vi, _mm512_set1_##SFX(eps), HOW);          \
+        cymlp_quotient##ISA##_##SFX(q, a, vi, _mm##ISA##_set1_##SFX(eps), HOW); \
         CYMLP_EACH(j) {                                                       \
-            wj[j] = _mm512_add_##SFX(wj[j], q[j]);                            \
-            _mm512_storeu_##SFX(w + j * lanes, wj[j]);                        \
+            wj[j] = _mm##ISA##_add_##SFX(wj[j], q[j]);                        \
+            _mm##ISA##_storeu_##SFX(w + j * lanes, wj[j]);                    \
         }                                                                     \
         if (part != NULL) { /* element i0 + k to lane k % CYMLP_SQ_LANES */   \
             CYMLP_EACH(j) {                                                   \
                 T *lane = part + j * lanes % CYMLP_SQ_LANES;                  \
-                _mm512_storeu_##SFX(lane, _mm512_add_##SFX(                   \
-                    _mm512_loadu_##SFX(lane), _mm512_mul_##SFX(wj[j], wj[j]))); \
+                _mm##ISA##_storeu_##SFX(lane, _mm##ISA##_add_##SFX(           \
+                    _mm##ISA##_loadu_##SFX(lane), _mm##ISA##_mul_##SFX(wj[j], wj[j]))); \
             }                                                                 \
         }                                                                     \
     }                                                                         \
-    CYMLP_AVX512 static void NAME(                                            \
+    CYMLP_TARGET_##ISA static void NAME(                                      \
         T *restrict w, const T *restrict g_raw, T *restrict m,               \
         T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
         T b2, T c2, T eps, T lr_t, double *restrict sq)                       \
     {                                                                         \
         const ptrdiff_t width = CYMLP_NV * (ptrdiff_t)(sizeof(V) / sizeof(T)); \
-        if (!(eps >= 0 && eps <= CYMLP_EPS_HI_##SFX)) {                       \
+        if (!(eps >= 0 && eps <= CYMLP_EPS_HI_##ISA##SFX)) {                  \
             DIVIDER(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
             return;                                                           \
         }                                                                     \
@@ -300,44 +446,65 @@ CYMLP_EXACT_QUOTIENT(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
             ONE(w, g_raw, m, v, idx, alpha, inv_n, b1, c1, b2, c2, eps, lr_t)) \
     }
 
-CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_d, pd, double, __m512d, CYMLP_NO_DIVIDER,
-                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
-CYMLP_ADAM_FMA_STEP(cymlp_adam_fma_f, ps, float, __m512, CYMLP_NO_DIVIDER,
-                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
-CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_d, pd, double, __m512d, CYMLP_HW_DIVIDE,
-                    cymlp_adam_divider_d, cymlp_adam_divider_d_one)
-CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid_f, ps, float, __m512, CYMLP_HW_DIVIDE,
-                    cymlp_adam_divider_f, cymlp_adam_divider_f_one)
+/* The four steps of one instruction set: FMA and HYBRID, double and float. */
+#define CYMLP_ADAM_FMA_STEPS(ISA)                                             \
+    CYMLP_ADAM_FMA_STEP(cymlp_adam_fma##ISA##_d, ISA, pd, double, __m##ISA##d, \
+                        CYMLP_NO_DIVIDER, cymlp_adam_divider_d, cymlp_adam_divider_d_one) \
+    CYMLP_ADAM_FMA_STEP(cymlp_adam_fma##ISA##_f, ISA, ps, float, __m##ISA,    \
+                        CYMLP_NO_DIVIDER, cymlp_adam_divider_f, cymlp_adam_divider_f_one) \
+    CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid##ISA##_d, ISA, pd, double, __m##ISA##d, \
+                        CYMLP_HW_DIVIDE, cymlp_adam_divider_d, cymlp_adam_divider_d_one) \
+    CYMLP_ADAM_FMA_STEP(cymlp_adam_hybrid##ISA##_f, ISA, ps, float, __m##ISA, \
+                        CYMLP_HW_DIVIDE, cymlp_adam_divider_f, cymlp_adam_divider_f_one)
+
+CYMLP_ADAM_FMA_STEPS(512)
+CYMLP_ADAM_FMA_STEPS(256)
 
 /* The quotients alone, for the tests: every element through the vector
- * kernel (the last vectors with masked loads and stores). */
-#define CYMLP_FMA_QUOTIENTS(SFX, T, V, M)                                     \
-    CYMLP_AVX512 static void cymlp_fma_quotients_##SFX(                       \
+ * kernel, the last block from a copy padded with ones (inside the domain). */
+#define CYMLP_FMA_QUOTIENTS(ISA, SFX, T, V)                                   \
+    CYMLP_TARGET_##ISA static void cymlp_fma_quotients##ISA##_##SFX(          \
         const T *a, const T *v, T eps, T *out, ptrdiff_t n, int how)          \
     {                                                                         \
-        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(T));           \
-        for (ptrdiff_t i = 0; i < n; i += CYMLP_NV * lanes) {                 \
+        enum { LANES_ = sizeof(V) / sizeof(T), BLOCK_ = CYMLP_NV * LANES_ };  \
+        for (ptrdiff_t i = 0; i < n; i += BLOCK_) {                           \
+            T ab[BLOCK_], vb[BLOCK_], qb[BLOCK_];                             \
             V av[CYMLP_NV], vv[CYMLP_NV], q[CYMLP_NV];                        \
-            M k[CYMLP_NV];                                                    \
-            CYMLP_EACH(j) {                                                   \
-                ptrdiff_t left = n - i - j * lanes;                           \
-                k[j] = left >= lanes ? (M)~(M)0 :                             \
-                       left <= 0 ? (M)0 : (M)(((M)1 << left) - 1);            \
-                av[j] = _mm512_maskz_loadu_##SFX(k[j], a + i + j * lanes);    \
-                vv[j] = _mm512_maskz_loadu_##SFX(k[j], v + i + j * lanes);    \
+            ptrdiff_t k = n - i < BLOCK_ ? n - i : BLOCK_;                    \
+            for (ptrdiff_t e = 0; e < BLOCK_; e++) {                          \
+                ab[e] = e < k ? a[i + e] : (T)1;                              \
+                vb[e] = e < k ? v[i + e] : (T)1;                              \
             }                                                                 \
-            cymlp_quotient_##SFX(q, av, vv, _mm512_set1_##SFX(eps), how);     \
-            CYMLP_EACH(j) _mm512_mask_storeu_##SFX(out + i + j * lanes, k[j], q[j]); \
+            CYMLP_EACH(j) {                                                   \
+                av[j] = _mm##ISA##_loadu_##SFX(ab + j * LANES_);              \
+                vv[j] = _mm##ISA##_loadu_##SFX(vb + j * LANES_);              \
+            }                                                                 \
+            cymlp_quotient##ISA##_##SFX(q, av, vv, _mm##ISA##_set1_##SFX(eps), how); \
+            CYMLP_EACH(j) _mm##ISA##_storeu_##SFX(qb + j * LANES_, q[j]);     \
+            memcpy(out + i, qb, (size_t)k * sizeof(T));                       \
         }                                                                     \
     }
 
-CYMLP_FMA_QUOTIENTS(pd, double, __m512d, __mmask8)
-CYMLP_FMA_QUOTIENTS(ps, float, __m512, __mmask16)
+CYMLP_FMA_QUOTIENTS(512, pd, double, __m512d)
+CYMLP_FMA_QUOTIENTS(512, ps, float, __m512)
+CYMLP_FMA_QUOTIENTS(256, pd, double, __m256d)
+CYMLP_FMA_QUOTIENTS(256, ps, float, __m256)
 
 #else
 #define CYMLP_HAVE_FMA_QUOTIENT 0
 static int cymlp_fma_quotient_supported(void) { return 0; }
+static int cymlp_avx2_quotient_supported(void) { return 0; }
 #endif
+
+/* Whether this CPU runs a path (AUTO aside). */
+static int cymlp_adam_path_runs(int path)
+{
+    if (path == CYMLP_PATH_FMA || path == CYMLP_PATH_HYBRID)
+        return cymlp_fma_quotient_supported();
+    if (path == CYMLP_PATH_FMA_AVX2 || path == CYMLP_PATH_HYBRID_AVX2)
+        return cymlp_avx2_quotient_supported();
+    return path == CYMLP_PATH_DIVIDER;
+}
 
 /* Entry points of each dtype: the step (path CYMLP_PATH_AUTO: the one chosen
  * at load time), the quotients by any path (tests), and the timing of a
@@ -348,7 +515,7 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
     {                                                                         \
         if (path == CYMLP_PATH_AUTO)                                          \
             path = cymlp_adam_path_##SUFFIX;                                  \
-        return cymlp_fma_quotient_supported() ? path : CYMLP_PATH_DIVIDER;    \
+        return cymlp_adam_path_runs(path) ? path : CYMLP_PATH_DIVIDER;        \
     }                                                                         \
     static void cymlp_adam_step_##SUFFIX(                                     \
         T *w, const T *g_raw, T *m, T *v, ptrdiff_t size, T alpha, T inv_n,   \
@@ -358,11 +525,13 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
                      ptrdiff_t, T, T, T, T, T, T, T, T, double *restrict) =    \
             cymlp_adam_divider_##SUFFIX;                                      \
         CYMLP_IF_FMA(                                                         \
-            path = cymlp_adam_path_of_##SUFFIX(path);                         \
-            if (path == CYMLP_PATH_FMA)                                       \
-                step = cymlp_adam_fma_##SUFFIX;                               \
-            else if (path == CYMLP_PATH_HYBRID)                               \
-                step = cymlp_adam_hybrid_##SUFFIX;                            \
+            switch (cymlp_adam_path_of_##SUFFIX(path)) {                      \
+            case CYMLP_PATH_FMA: step = cymlp_adam_fma512_##SUFFIX; break;    \
+            case CYMLP_PATH_HYBRID: step = cymlp_adam_hybrid512_##SUFFIX; break; \
+            case CYMLP_PATH_FMA_AVX2: step = cymlp_adam_fma256_##SUFFIX; break; \
+            case CYMLP_PATH_HYBRID_AVX2: step = cymlp_adam_hybrid256_##SUFFIX; break; \
+            default: break;                                                   \
+            }                                                                 \
         )                                                                     \
         step(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
     }                                                                         \
@@ -372,11 +541,17 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
     {                                                                         \
         CYMLP_IF_FMA(                                                         \
             path = cymlp_adam_path_of_##SUFFIX(path);                         \
-            if (path != CYMLP_PATH_DIVIDER &&                                 \
-                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_##SFX))) {     \
-                cymlp_fma_quotients_##SFX(a, v, eps, out, n,                  \
-                    sqrt_only ? CYMLP_SQRT_ONLY : path == CYMLP_PATH_HYBRID ? \
-                    CYMLP_HW_DIVIDE : CYMLP_NO_DIVIDER);                      \
+            int how = sqrt_only ? CYMLP_SQRT_ONLY :                           \
+                path == CYMLP_PATH_HYBRID || path == CYMLP_PATH_HYBRID_AVX2 ? \
+                CYMLP_HW_DIVIDE : CYMLP_NO_DIVIDER;                           \
+            if ((path == CYMLP_PATH_FMA || path == CYMLP_PATH_HYBRID) &&      \
+                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_512##SFX))) {  \
+                cymlp_fma_quotients512_##SFX(a, v, eps, out, n, how);         \
+                return;                                                       \
+            }                                                                 \
+            if ((path == CYMLP_PATH_FMA_AVX2 || path == CYMLP_PATH_HYBRID_AVX2) && \
+                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_256##SFX))) {  \
+                cymlp_fma_quotients256_##SFX(a, v, eps, out, n, how);         \
                 return;                                                       \
             }                                                                 \
         )                                                                     \
@@ -400,12 +575,18 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
     /* The fastest path on this machine: a few steps of each over a buffer   \
      * that stays in the caches, interleaved, the best time of each kept.    \
      * Another path must beat the divider by 10%: a tie within the noise of a \
-     * shared machine keeps the divider, so the choice does not flip. */     \
+     * shared machine keeps the divider, so the choice does not flip. The    \
+     * candidates are the widest set's (AVX-512, else AVX2). */              \
     static int cymlp_adam_calibrate_##SUFFIX(void)                            \
     {                                                                         \
         enum { N_ = 4096, REPS_ = 6 };                                        \
+        int paths[3] = {CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID}; \
         double best[3] = {1e30, 1e30, 1e30};                                  \
-        int chosen = CYMLP_PATH_DIVIDER;                                      \
+        int chosen = 0;                                                       \
+        if (!cymlp_fma_quotient_supported()) {                                \
+            paths[1] = CYMLP_PATH_FMA_AVX2;                                   \
+            paths[2] = CYMLP_PATH_HYBRID_AVX2;                                \
+        }                                                                     \
         T *buf = (T *)malloc(4 * N_ * sizeof(T));                             \
         if (buf == NULL)                                                      \
             return CYMLP_PATH_DIVIDER;                                        \
@@ -415,16 +596,16 @@ static int cymlp_fma_quotient_supported(void) { return 0; }
             buf[i] = i < 2 * N_ ? (T)((double)x / 4294967296.0 - 0.5) * (T)0.2 : (T)0; \
         }                                                                     \
         for (int r = 0; r < REPS_; r++) {                                     \
-            for (int path = 0; path < 3; path++) {                            \
-                double t = cymlp_adam_time_##SUFFIX(buf, N_, path);           \
-                best[path] = t < best[path] ? t : best[path];                 \
+            for (int k = 0; k < 3; k++) {                                     \
+                double t = cymlp_adam_time_##SUFFIX(buf, N_, paths[k]);       \
+                best[k] = t < best[k] ? t : best[k];                          \
             }                                                                 \
         }                                                                     \
         free(buf);                                                            \
-        for (int path = 1; path < 3; path++)                                  \
-            if (best[path] < 0.9 * best[CYMLP_PATH_DIVIDER] && best[path] < best[chosen]) \
-                chosen = path;                                                \
-        return chosen;                                                        \
+        for (int k = 1; k < 3; k++)                                           \
+            if (best[k] < 0.9 * best[0] && best[k] < best[chosen])            \
+                chosen = k;                                                   \
+        return cymlp_adam_path_of_##SUFFIX(paths[chosen]);                    \
     }
 
 #if CYMLP_HAVE_FMA_QUOTIENT
@@ -439,16 +620,18 @@ CYMLP_ADAM_ENTRY(f, ps, float, sqrtf)
 /* Sets each dtype's path, once, when the module is loaded: the environment
  * variable CYMLP_ADAM_DIVIDER=1 forces the divider, =0 the FMA path (no
  * divider at all), =hybrid the FMA square root and the divider's division
- * (where the CPU has AVX-512); otherwise the fastest on this machine. */
+ * (each in AVX-512 where the CPU has it, else in AVX2); otherwise the
+ * fastest on this machine. */
 static void cymlp_adam_select(void)
 {
     const char *force = getenv("CYMLP_ADAM_DIVIDER");
-    if (!cymlp_fma_quotient_supported() || (force != NULL && strcmp(force, "1") == 0)) {
+    int wide = cymlp_fma_quotient_supported();
+    if (!(wide || cymlp_avx2_quotient_supported()) || (force != NULL && strcmp(force, "1") == 0)) {
         cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
     } else if (force != NULL && strcmp(force, "0") == 0) {
-        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_FMA;
+        cymlp_adam_path_f = cymlp_adam_path_d = wide ? CYMLP_PATH_FMA : CYMLP_PATH_FMA_AVX2;
     } else if (force != NULL && strcmp(force, "hybrid") == 0) {
-        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_HYBRID;
+        cymlp_adam_path_f = cymlp_adam_path_d = wide ? CYMLP_PATH_HYBRID : CYMLP_PATH_HYBRID_AVX2;
     } else {
         cymlp_adam_path_d = cymlp_adam_calibrate_d();
         cymlp_adam_path_f = cymlp_adam_calibrate_f();

@@ -391,8 +391,8 @@ cdef extern from "_vector_loops.h" nogil:
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
                           double alpha, double inv_n, double lr, double mu, int nesterov,
                           double* sq)
-    # path: CYMLP_PATH_AUTO (the one chosen at load time), _DIVIDER or _FMA
-    # (_exact_quotient.h); both give the same bits
+    # path: CYMLP_PATH_AUTO (the one chosen at load time), _DIVIDER, _FMA,
+    # _HYBRID or their _AVX2 variants (_exact_quotient.h); all give the same bits
     void cymlp_adam_step_f(float* w, const float* g_raw, float* m, float* v, Py_ssize_t size,
                            float alpha, float inv_n, float b1, float c1, float b2, float c2,
                            float eps, float lr_t, double* sq, int path)
@@ -405,12 +405,15 @@ cdef extern from "_vector_loops.h" nogil:
                                 Py_ssize_t n, int sqrt_only, int path)
     void cymlp_adam_select()
     int cymlp_fma_quotient_supported()
+    int cymlp_avx2_quotient_supported()
     int cymlp_adam_path_f, cymlp_adam_path_d
     enum:
         CYMLP_PATH_AUTO
         CYMLP_PATH_DIVIDER
         CYMLP_PATH_FMA
         CYMLP_PATH_HYBRID
+        CYMLP_PATH_FMA_AVX2
+        CYMLP_PATH_HYBRID_AVX2
     int cymlp_all_finite_f(const float* x, Py_ssize_t n)
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 
