@@ -331,3 +331,109 @@ def test_path_names():
     assert set(paths.values()) <= {"divider", "fma", "hybrid", "fma-avx2", "hybrid-avx2"}
     with pytest.raises(ValueError, match="unknown Adam path"):
         _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fast")
+
+
+def sqrt_mod_power_of_two(c, t):
+    """The odd x in [0, 2^t) with x * x = c modulo 2^t, for c = 1 modulo 8.
+
+    Parameters
+    ----------
+    c : int
+    t : int
+        At least 3.
+
+    Returns
+    -------
+    list of int
+        The four roots.
+    """
+    x = 1
+    for k in range(3, t):  # x is a root modulo 2^k; fix bit k - 1 for 2^(k+1)
+        if (x * x - c) % (1 << (k + 1)):
+            x += 1 << (k - 1)
+    m = 1 << t
+    return sorted({x % m, -x % m, (x + m // 2) % m, (-x + m // 2) % m})
+
+
+def hardest_square_roots(dtype, count):
+    """v whose square root lies closest to a rounding midpoint.
+
+    With M odd of p + 1 bits (a midpoint between two p-bit floats) and
+    M^2 = c modulo 2^(p+2) for a small c, v = (M^2 - c) / 2^(p+2) has p
+    bits, and sqrt(v 2^(p+2)) = M - c / (2M) + ...: |c| 2^-(p+2) of an ulp
+    from the midpoint, which an approximation must resolve on either side.
+
+    Parameters
+    ----------
+    dtype : type
+    count : int
+        How many c of each sign.
+
+    Returns
+    -------
+    ndarray of dtype
+        Each v at several even scalings (the root scales exactly).
+    """
+    p = np.finfo(dtype).nmant + 1
+    t = p + 2
+    found = []
+    for r in range(count):
+        for c in (1 + 8 * r, -7 - 8 * r):
+            for m in sqrt_mod_power_of_two(c % (1 << t), t):
+                if (1 << p) <= m < (1 << (p + 1)):
+                    found.append((m * m - c) >> t)
+    base = np.array(found, dtype=dtype)  # p bits: exact
+    with np.errstate(over="ignore", under="ignore"):
+        return np.concatenate([np.ldexp(base, 2 * j - p - 2).astype(dtype)
+                               for j in (-40, -17, -1, 0, 3, 20, 41)])
+
+
+def hardest_quotients(dtype, count, rng):
+    """a and d with a / d closest to a rounding midpoint.
+
+    For D odd of p bits and A = +-1 / 2^e modulo D, A 2^e / D lies 1 / D
+    from an integer N; with N odd and A / D of the binade that makes N 2^-e
+    a midpoint, a / d is some 2^-p of an ulp from it, on either side.
+
+    Parameters
+    ----------
+    dtype : type
+    count : int
+        How many divisors D.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    list of (int, ndarray)
+        (D, the numerators A of D at several scalings and both signs).
+    """
+    p = np.finfo(dtype).nmant + 1
+    cases = []
+    for _ in range(count):
+        d = int(rng.integers(1 << (p - 2), 1 << (p - 1))) * 2 + 1
+        numerators = []
+        for e in (p, p + 1):  # quotients in [1, 2), then in [1/2, 1)
+            for sign in (1, -1):
+                a0 = sign * pow(1 << e, -1, d) % d
+                for a in (a0, a0 + d):
+                    n = (a << e) // d if sign == 1 else -(-(a << e) // d)
+                    in_binade = (a >= d) == (e == p)
+                    if (1 << (p - 1)) <= a < (1 << p) and in_binade and n % 2 == 1:
+                        numerators.append(a)
+        if numerators:
+            a = np.array(numerators, dtype=dtype)
+            scaled = np.concatenate([np.ldexp(a, j).astype(dtype) for j in (-30, -5, 0, 12, 30)])
+            cases.append((d, np.concatenate([scaled, -scaled])))
+    return cases
+
+
+@needs_fast
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hardest_cases(dtype):
+    # the square roots and quotients nearest a midpoint, where the estimate's
+    # candidate is most often the wrong one of its neighbours
+    v = hardest_square_roots(dtype, 3000)
+    check_quotients(np.ones_like(v), v, 0.0)
+    # d = 1 + (D - 1) exactly, by eps (v = 1): one divisor per call
+    for d, a in hardest_quotients(dtype, 300, np.random.default_rng(11)):
+        check_quotients(a, np.ones_like(a), float(d - 1))

@@ -19,9 +19,9 @@ Each time is divided by steps x parameters. The rows have no target: the
 Adam step is the square root and division per parameter that bound every
 exact implementation (README, "The optimizer steps").
 
-For Adam, on a CPU with AVX-512, the rows ``-divider``, ``-fma`` and
-``-hybrid`` time cymlp's step with each way to its quotient forced (the same
-bits; the plain row takes the one chosen when cymlp was loaded,
+For Adam, on a CPU with AVX-512 or AVX2, the rows ``-divider``, ``-fma``,
+``-hybrid``, ``-fma-avx2`` and ``-hybrid-avx2`` (those this CPU runs) time
+cymlp's step with each way to its quotient forced (the same bits; the plain row takes the one chosen when cymlp was loaded,
 ``cymlp._engine._adam_step_path()``), in the same interleaved repeats.
 """
 
@@ -187,14 +187,19 @@ def quotient_paths(solver):
     Returns
     -------
     tuple of str
-        Empty for SGD, or where cymlp has only the divider (no AVX-512).
+        Empty for SGD, or where cymlp has only the divider (neither AVX-512
+        nor AVX2); else "divider" and each of "fma", "hybrid" (AVX-512),
+        "fma-avx2", "hybrid-avx2" that this CPU runs.
     """
     from cymlp import _engine
 
     if solver != "adam":
         return ()
-    try:
-        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fma")
-    except ValueError:
-        return ()
-    return ("divider", "fma", "hybrid")
+    paths = []
+    for path in ("fma", "hybrid", "fma-avx2", "hybrid-avx2"):
+        try:
+            _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
+        except ValueError:  # its instruction set is missing
+            continue
+        paths.append(path)
+    return ("divider", *paths) if paths else ()

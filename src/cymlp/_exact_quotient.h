@@ -83,6 +83,53 @@
  * its range (checked once per call) -- takes the IEEE square root and
  * division instead: one mask test per vector, and a blend when it fails.
  */
+/* Without AVX-512 (the "-avx2" paths: AVX2 and FMA, for x86 CPUs before
+ * AVX-512). Two things above do not carry over: AVX2 has no per-instruction
+ * rounding, so there is no RZ candidate for (c), and its estimates rsqrtps
+ * and rcpps are coarser (relative error at most 1.5 2^-12, Intel's
+ * documented bound; 8 float lanes, no double form). The argument instead:
+ *
+ *   (c') If |z/F - 1| < 2^-(p+2) and f = RN(z), then RN(F) is f-, f or f+
+ *        (f- the next float toward zero: the bit pattern minus one). Proof:
+ *        z lies between the midpoints of (f-, f) and (f, f+); the gaps
+ *        between the floats around z are all at least u(z)/2 > |z| 2^-(p+1)
+ *        (one binade down, the gap halves, no further: f-- is above
+ *        |z|/2), and |z - F| < |F| 2^-(p+2) < |z| 2^-(p+1). So F lies
+ *        strictly inside (mid(f--, f-), mid(f+, f++)), whose roundings are
+ *        f-, f and f+ (F is never a midpoint: (a), (b)).
+ *   Decision: f+ iff F is beyond the midpoint of (f, f+), f- iff F is short
+ *        of the midpoint of (f-, f), else f; each by the exact test of
+ *        Lemma R for that pair, which holds for any pair of neighbours x,
+ *        x+ (its unit argument uses u(x) only) and answers correctly also
+ *        when F lies outside [x, x+] (the remark at the end of (b); for (a)
+ *        it is the sign of v - x x+ itself). Both cannot hold at once, as
+ *        the tests are exact and the midpoints ordered.
+ *          square root: f+ iff RN(v - f f+) > 0, f- iff RN(v - f- f) <= 0
+ *              (v = x x+ is possible: zero, and then sqrt(v) < mid(x, x+));
+ *          division: f+ iff RN(R + R+) has a's sign, f- iff RN(R- + R)
+ *              has the other sign (R- = a - d f-; never zero).
+ *   Approximations, the same formulas as above with more Newton steps
+ *        (float: one coupled step for the root, one reciprocal step for the
+ *        quotient; double: two of each, its estimates computed on the value
+ *        converted to float, which adds at most 2^-24 to the estimate's
+ *        error). Bounds on |z/F - 1|, each a polynomial in the estimate's
+ *        error and the roundings, bounded term by term after exact
+ *        expansion (docs/exact_quotient_bounds.py; it also reproduces the
+ *        AVX-512 numbers above):
+ *          float:  square root < 2^-42.2, division < 2^-43.8 (need 2^-26;
+ *                  one Newton step fewer gives 2^-22.2: too coarse);
+ *          double: square root < 2^-87.2, division < 2^-91.2 (need 2^-55;
+ *                  one step fewer: 2^-43.9).
+ *   Domain: float as above (v in [2^-100, 2^100], |a| in [2^-60, 2^60],
+ *        eps in [0, 2^40]); double v in [2^-120, 2^120] (its conversion to
+ *        float stays normal: the estimate's bound needs a normal input),
+ *        |a| in [2^-450, 2^450], eps in [0, 2^60] (d below 2^61, whose
+ *        float reciprocal is normal). Inside them no operation overflows or
+ *        underflows, the residuals' units are as in Lemma R (one ulp
+ *        further from F changes none of them by more than a factor 2), and
+ *        f-, f+ are normal floats. Every other lane takes the IEEE
+ *        operations, as above.
+ */
 #ifndef CYMLP_EXACT_QUOTIENT_H
 #define CYMLP_EXACT_QUOTIENT_H
 
