@@ -437,3 +437,26 @@ def test_hardest_cases(dtype):
     # d = 1 + (D - 1) exactly, by eps (v = 1): one divisor per call
     for d, a in hardest_quotients(dtype, 300, np.random.default_rng(11)):
         check_quotients(a, np.ones_like(a), float(d - 1))
+
+
+@pytest.mark.skipif("fma-avx2" not in FMA_PATHS, reason="the AVX2 path needs AVX2 and FMA")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avx2_decision_every_branch(dtype):
+    # the approximations leave their candidate one place off almost never
+    # (no test input above does), so the decision is run on its own: from
+    # the correct result and from each neighbour it must return the correct
+    # one, over the domain and on the hardest cases
+    rng = np.random.default_rng(99)
+    n = 1 << 20
+    v_span = 100 if dtype is np.float32 else 120
+    v = np.concatenate([log_uniform(rng, n, -v_span, v_span - 1, dtype),
+                        hardest_square_roots(dtype, 400)[:n]])
+    v = v[: v.size // 64 * 64]
+    d = log_uniform(rng, v.size, -40, 40, dtype)
+    a = log_uniform(rng, v.size, -60, 59, dtype, signed=True)
+    for sqrt_only, want in ((True, np.sqrt(v)), (False, a / d)):
+        for toward in (None, 0, np.inf):  # the correct result, then a neighbour each way
+            c = want if toward is None else np.nextafter(want, dtype(toward) * np.sign(want))
+            got = _engine._kernel_adam_pick_avx2(a, v if sqrt_only else d, c.astype(dtype),
+                                                 sqrt_only=sqrt_only)
+            assert_same_bits(got, want, a, v, d)

@@ -38,6 +38,7 @@ from ._kernels cimport (
     bias_activate, multiply_derivative, loss_and_delta, is_mean_over_outputs, column_sums,
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
     cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_avx2_quotient_supported,
+    cymlp_avx2_picks_ps, cymlp_avx2_picks_pd,
     cymlp_adam_path_f, cymlp_adam_path_d, cymlp_adam_quotients_f, cymlp_adam_quotients_d,
     CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID,
     CYMLP_PATH_FMA_AVX2, CYMLP_PATH_HYBRID_AVX2,
@@ -2098,6 +2099,44 @@ def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double e
             else:
                 cymlp_adam_quotients_d(&a[0], &v[0], eps, &o[0], a.shape[0],
                                        sqrt_only, code)
+    return out
+
+
+def _kernel_adam_pick_avx2(const floating[::1] a, const floating[::1] v,
+                           const floating[::1] candidates, bint sqrt_only=False):
+    """The AVX2 paths' rounding decision alone: the correct rounding from a candidate.
+
+    Parameters
+    ----------
+    a, v, candidates : ndarray of float32 or float64, shape (n,)
+        Contiguous, of one dtype; n a multiple of 64. Each candidate is the
+        correctly rounded ``sqrt(v)`` (``sqrt_only``) or ``a / v`` or one of
+        its two neighbours, with a and v inside the AVX2 path's domain.
+    sqrt_only : bool, default=False
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The correctly rounded results, as the decision picks them.
+
+    Raises
+    ------
+    ValueError
+        On a CPU without AVX2 and FMA, or for a length not a multiple of 64.
+    """
+    if not cymlp_avx2_quotient_supported():
+        raise ValueError("the AVX2 decision needs AVX2 and FMA, which this CPU or build lacks")
+    _check_same_shape(np.asarray(a), np.asarray(v), np.asarray(candidates))
+    if a.shape[0] % 64:
+        raise ValueError("the length must be a multiple of 64")
+    out = np.empty_like(np.asarray(v))
+    cdef floating[::1] o = out
+    if a.shape[0] > 0:
+        with nogil:
+            if floating is float:
+                cymlp_avx2_picks_ps(&a[0], &v[0], &candidates[0], &o[0], a.shape[0], sqrt_only)
+            else:
+                cymlp_avx2_picks_pd(&a[0], &v[0], &candidates[0], &o[0], a.shape[0], sqrt_only)
     return out
 
 

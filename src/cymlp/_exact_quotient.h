@@ -289,19 +289,11 @@ CYMLP_EXACT_QUOTIENT_512(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
         return _mm256_castsi256_##SFX(                                        \
             _mm256_add_##EPI(_mm256_cast##SFX##_si256(x), SET1I(k)));         \
     }                                                                         \
-    /* s = RN(sqrt(v)) for v inside the domain: f = RN(z), then f-, f or f+ */ \
-    CYMLP_TARGET_256 static inline void cymlp_sqrt256_##SFX(V *restrict s, const V *restrict v) \
+    /* s = RN(sqrt(v)) from a candidate s within one place of it (c') */     \
+    CYMLP_TARGET_256 static inline void cymlp_sqrt_pick256_##SFX(V *restrict s, const V *restrict v) \
     {                                                                         \
-        const V half = _mm256_set1_##SFX(0.5), zero = _mm256_setzero_##SFX(); \
-        V g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV]; \
-        CYMLP_EACH(j) h[j] = cymlp_rsqrt256_##SFX(v[j]);                      \
-        CYMLP_EACH(j) g[j] = _mm256_mul_##SFX(v[j], h[j]);                    \
-        CYMLP_EACH(j) h[j] = _mm256_mul_##SFX(h[j], half);                    \
-        for (int k = 0; k < NEWTON; k++) {                                    \
-            CYMLP_SQRT_NEWTON(256, SFX, g, h, r, half)                        \
-        }                                                                     \
-        CYMLP_EACH(j) r[j] = _mm256_fnmadd_##SFX(g[j], g[j], v[j]);           \
-        CYMLP_EACH(j) s[j] = _mm256_fmadd_##SFX(r[j], h[j], g[j]);            \
+        const V zero = _mm256_setzero_##SFX();                                \
+        V r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV];                          \
         CYMLP_EACH(j) up[j] = cymlp_next256_##SFX(s[j], 1);                   \
         CYMLP_EACH(j) down[j] = cymlp_next256_##SFX(s[j], -1);                \
         /* Lemma R (a) on each side: f- iff v - f- f <= 0, f+ iff            \
@@ -312,17 +304,11 @@ CYMLP_EXACT_QUOTIENT_512(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
             _mm256_fnmadd_##SFX(s[j], up[j], v[j]), zero, _CMP_GT_OQ));       \
         CYMLP_EACH(j) s[j] = _mm256_blendv_##SFX(up[j], down[j], r[j]);       \
     }                                                                         \
-    /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
-    CYMLP_TARGET_256 static inline void cymlp_div256_##SFX(                   \
+    /* q = RN(a / d) from a candidate q within one place of it (c') */       \
+    CYMLP_TARGET_256 static inline void cymlp_div_pick256_##SFX(              \
         V *restrict q, const V *restrict a, const V *restrict d)              \
     {                                                                         \
-        V y[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV];             \
-        CYMLP_EACH(j) y[j] = cymlp_rcp256_##SFX(d[j]);                        \
-        for (int k = 0; k < NEWTON; k++) {                                    \
-            CYMLP_RCP_NEWTON(256, SFX, y, d, r)                               \
-        }                                                                     \
-        CYMLP_DIV_START(256, SFX, q, r, a, d, y)                              \
-        CYMLP_EACH(j) q[j] = _mm256_fmadd_##SFX(r[j], y[j], q[j]);            \
+        V toward[CYMLP_NV], r[CYMLP_NV], up[CYMLP_NV], down[CYMLP_NV];        \
         CYMLP_EACH(j) up[j] = cymlp_next256_##SFX(q[j], 1);                   \
         CYMLP_EACH(j) down[j] = cymlp_next256_##SFX(q[j], -1);                \
         /* Lemma R (b) on each side, the sign bit of (R' + R) xor a deciding  \
@@ -330,12 +316,40 @@ CYMLP_EXACT_QUOTIENT_512(ps, float, __m512, __mmask16, epi32, 32, INT32_MIN,
          * (f+) iff R + R+ has a's sign, toward zero (f-) iff R- + R has the \
          * other sign. */                                                    \
         CYMLP_EACH(j) r[j] = _mm256_fnmadd_##SFX(d[j], q[j], a[j]);           \
-        CYMLP_EACH(j) y[j] = _mm256_xor_##SFX(_mm256_add_##SFX(               \
+        CYMLP_EACH(j) toward[j] = _mm256_xor_##SFX(_mm256_add_##SFX(          \
             _mm256_fnmadd_##SFX(d[j], down[j], a[j]), r[j]), a[j]);           \
         CYMLP_EACH(j) r[j] = _mm256_xor_##SFX(_mm256_add_##SFX(               \
             r[j], _mm256_fnmadd_##SFX(d[j], up[j], a[j])), a[j]);             \
         CYMLP_EACH(j) q[j] = _mm256_blendv_##SFX(up[j], q[j], r[j]);          \
-        CYMLP_EACH(j) q[j] = _mm256_blendv_##SFX(q[j], down[j], y[j]);        \
+        CYMLP_EACH(j) q[j] = _mm256_blendv_##SFX(q[j], down[j], toward[j]);   \
+    }                                                                         \
+    /* s = RN(sqrt(v)) for v inside the domain: f = RN(z), then f-, f or f+ */ \
+    CYMLP_TARGET_256 static inline void cymlp_sqrt256_##SFX(V *restrict s, const V *restrict v) \
+    {                                                                         \
+        const V half = _mm256_set1_##SFX(0.5);                                \
+        V g[CYMLP_NV], h[CYMLP_NV], r[CYMLP_NV];                              \
+        CYMLP_EACH(j) h[j] = cymlp_rsqrt256_##SFX(v[j]);                      \
+        CYMLP_EACH(j) g[j] = _mm256_mul_##SFX(v[j], h[j]);                    \
+        CYMLP_EACH(j) h[j] = _mm256_mul_##SFX(h[j], half);                    \
+        for (int k = 0; k < NEWTON; k++) {                                    \
+            CYMLP_SQRT_NEWTON(256, SFX, g, h, r, half)                        \
+        }                                                                     \
+        CYMLP_EACH(j) r[j] = _mm256_fnmadd_##SFX(g[j], g[j], v[j]);           \
+        CYMLP_EACH(j) s[j] = _mm256_fmadd_##SFX(r[j], h[j], g[j]);            \
+        cymlp_sqrt_pick256_##SFX(s, v);                                       \
+    }                                                                         \
+    /* q = RN(a / d) for d > 0 and a, d, a / d inside the domain. */          \
+    CYMLP_TARGET_256 static inline void cymlp_div256_##SFX(                   \
+        V *restrict q, const V *restrict a, const V *restrict d)              \
+    {                                                                         \
+        V y[CYMLP_NV], r[CYMLP_NV];                                           \
+        CYMLP_EACH(j) y[j] = cymlp_rcp256_##SFX(d[j]);                        \
+        for (int k = 0; k < NEWTON; k++) {                                    \
+            CYMLP_RCP_NEWTON(256, SFX, y, d, r)                               \
+        }                                                                     \
+        CYMLP_DIV_START(256, SFX, q, r, a, d, y)                              \
+        CYMLP_EACH(j) q[j] = _mm256_fmadd_##SFX(r[j], y[j], q[j]);            \
+        cymlp_div_pick256_##SFX(q, a, d);                                     \
     }                                                                         \
     CYMLP_TARGET_256 static inline V cymlp_inside256_##SFX(V a, V v)          \
     {                                                                         \
@@ -537,10 +551,41 @@ CYMLP_FMA_QUOTIENTS(512, ps, float, __m512)
 CYMLP_FMA_QUOTIENTS(256, pd, double, __m256d)
 CYMLP_FMA_QUOTIENTS(256, ps, float, __m256)
 
+/* For the tests: the AVX2 paths' rounding decision alone, on candidates c
+ * that are RN(F) or one place off it (what RN(z) may be, (c')): out =
+ * RN(sqrt(v)) (sqrt_only) or RN(a / v), v > 0, inside the domain; n a
+ * multiple of the block. The approximations almost never leave a candidate
+ * one place off, so only this way does every branch of the decision run. */
+#define CYMLP_AVX2_PICKS(SFX, T, V)                                           \
+    CYMLP_TARGET_256 static void cymlp_avx2_picks_##SFX(                      \
+        const T *a, const T *v, const T *c, T *out, ptrdiff_t n, int sqrt_only) \
+    {                                                                         \
+        enum { LANES_ = sizeof(V) / sizeof(T), BLOCK_ = CYMLP_NV * LANES_ };  \
+        for (ptrdiff_t i = 0; i + BLOCK_ <= n; i += BLOCK_) {                 \
+            V av[CYMLP_NV], vv[CYMLP_NV], q[CYMLP_NV];                        \
+            CYMLP_EACH(j) {                                                   \
+                av[j] = _mm256_loadu_##SFX(a + i + j * LANES_);               \
+                vv[j] = _mm256_loadu_##SFX(v + i + j * LANES_);               \
+                q[j] = _mm256_loadu_##SFX(c + i + j * LANES_);                \
+            }                                                                 \
+            if (sqrt_only)                                                    \
+                cymlp_sqrt_pick256_##SFX(q, vv);                              \
+            else                                                              \
+                cymlp_div_pick256_##SFX(q, av, vv);                           \
+            CYMLP_EACH(j) _mm256_storeu_##SFX(out + i + j * LANES_, q[j]);    \
+        }                                                                     \
+    }
+
+CYMLP_AVX2_PICKS(pd, double, __m256d)
+CYMLP_AVX2_PICKS(ps, float, __m256)
+
 #else
 #define CYMLP_HAVE_FMA_QUOTIENT 0
 static int cymlp_fma_quotient_supported(void) { return 0; }
 static int cymlp_avx2_quotient_supported(void) { return 0; }
+/* never called: the engine checks cymlp_avx2_quotient_supported first */
+#define cymlp_avx2_picks_pd(a, v, c, out, n, sqrt_only) ((void)0)
+#define cymlp_avx2_picks_ps(a, v, c, out, n, sqrt_only) ((void)0)
 #endif
 
 /* Whether this CPU runs a path (AUTO aside). */

@@ -406,6 +406,10 @@ cdef extern from "_vector_loops.h" nogil:
     void cymlp_adam_select()
     int cymlp_fma_quotient_supported()
     int cymlp_avx2_quotient_supported()
+    void cymlp_avx2_picks_ps(const float* a, const float* v, const float* c, float* out,
+                             Py_ssize_t n, int sqrt_only)
+    void cymlp_avx2_picks_pd(const double* a, const double* v, const double* c, double* out,
+                             Py_ssize_t n, int sqrt_only)
     int cymlp_adam_path_f, cymlp_adam_path_d
     enum:
         CYMLP_PATH_AUTO
