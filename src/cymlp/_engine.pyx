@@ -521,6 +521,15 @@ cdef inline Py_ssize_t row_chunks(const Net* net, Py_ssize_t rows) noexcept nogi
     return n_chunks(rows, flops, GEMM_GRAIN, GEMM_MIN_ROWS)
 
 
+cdef inline uint64_t past_masks(const Dropout* drop, const Net* net, Py_ssize_t layer,
+                                Py_ssize_t rows, uint64_t state) noexcept nogil:
+    """The generator's state after the masks of hidden layer `layer` (if it
+    has dropout) for `rows` rows: one draw per unit and row."""
+    if drop.rate[layer] > 0:
+        return splitmix64_skip(state, rows * net.units[layer])
+    return state
+
+
 cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x0,
                     Py_ssize_t r0, Py_ssize_t r1, const Dropout* drop) noexcept nogil:
     """Rows r0..r1 of the row pass, on the calling thread.
@@ -573,7 +582,7 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             s = splitmix64_skip(state, r0 * u[i + 1])
             dropout_forward(act[i + 1] + r0 * u[i + 1], inp[i + 1] + r0 * u[i + 1],
                             mask[i + 1] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
-            state = splitmix64_skip(state, b.rows * u[i + 1])
+            state = past_masks(drop, net, i + 1, b.rows, state)
     if y == NULL:
         return
     # targets and weights are indexed through idx, or consecutive
@@ -612,8 +621,7 @@ cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b
         ch = claim(me)
     if drop != NULL:
         for i in range(1, net.n_layers):
-            if drop.rate[i] > 0:
-                drop.state = splitmix64_skip(drop.state, b.rows * net.units[i])
+            drop.state = past_masks(drop, net, i, b.rows, drop.state)
     sync(me)
     if b.y != NULL:
         for r in range(b.rows):

@@ -55,7 +55,7 @@
 #define CYMLP_TEAM_SCRATCH 64
 
 typedef struct {
-    atomic_long preempted;    /* the members' involuntary context switches */
+    atomic_long preempted;    /* the most involuntary context switches of a member */
     atomic_int size;          /* threads in the team (set as they enter) */
     atomic_int arrived;       /* threads at the current barrier */
     atomic_uint phase;        /* barriers completed */
@@ -158,12 +158,14 @@ static inline void cymlp_team_barrier(cymlp_team *tm)
  * barrier: on 2 cores with one busy, 2 threads ran MNIST-sized epochs 1.1-1.2x
  * SLOWER than one. The operating system counts those preemptions (the
  * involuntary context switches of each thread, getrusage RUSAGE_THREAD), so
- * every team adds up its members' count, and a call whose members were taken
- * off their cores more than about once per CYMLP_PREEMPT_PERIOD of its
- * duration sends the next engine calls of the process to one thread. (Seen
- * on a 2-vCPU VM, MNIST-sized epochs: 20-100 preemptions a second on an idle
- * machine, from the kernel's own threads; about 1,700 with another program
- * keeping a core busy; the threshold, 500, lies between.) First
+ * every team keeps its most preempted member's count (the one the others
+ * waited for; a sum would grow with the team's size on an idle machine), and
+ * a call whose member was taken off its core more than about once per
+ * CYMLP_PREEMPT_PERIOD of the call's duration sends the next engine calls of
+ * the process to one thread. (Seen on a 2-vCPU VM, MNIST-sized epochs: 20-100
+ * preemptions a second for a whole team on an idle machine, from the
+ * kernel's own threads; about 1,700 with another program keeping a core
+ * busy; the threshold, 500, lies between.) First
  * 1, then twice as many each time a trial team is still preempted (up to
  * CYMLP_SERIAL_MAX), back to trying teams as soon as one is not. The results
  * do not change: they are the same bits on any number of threads. */
@@ -225,7 +227,9 @@ static inline int cymlp_contention_report(long preempted, double seconds)
 
 static inline void cymlp_team_note_preempted(cymlp_team *tm, long n)
 {
-    atomic_fetch_add_explicit(&tm->preempted, n, memory_order_relaxed);
+    long most = atomic_load_explicit(&tm->preempted, memory_order_relaxed);
+    while (n > most && !atomic_compare_exchange_weak(&tm->preempted, &most, n)) {
+    }
 }
 
 static inline long cymlp_team_preempted(cymlp_team *tm)
