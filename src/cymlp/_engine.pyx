@@ -127,6 +127,9 @@ cdef extern from "_team.h" nogil:
     int cymlp_contention_serial()
     int cymlp_contention_report(long preempted, double seconds)
     void cymlp_contention_adapt(int on)
+    int cymlp_fork_guard_install()
+    int cymlp_team_allowed(int team)
+    int cymlp_fork_serial()
 
 # Chunk sizes, measured on the shapes of the benchmarks (see
 # benchmarks/RESULTS.md): below them the cost of waking a thread and of
@@ -179,6 +182,8 @@ cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
     cdef int team = <int> min(<Py_ssize_t> nt, nch)
     if team > 1 and cymlp_contention_serial():
         team = 1  # the last teams were preempted by other programs: see _team.h
+    if not cymlp_team_allowed(team):
+        team = 1  # a child forked after this process ran teams: see _team.h
     if team > 1:
         _stat_regions += 1
         _stat_max_team = max(_stat_max_team, team)
@@ -1342,6 +1347,16 @@ if _blas_set_local == NULL:
         "openblas_get_num_threads")
     if _blas_get_global == NULL:
         _blas_set_global = NULL
+
+
+if cymlp_fork_guard_install() != 0:
+    raise ImportError("cymlp: could not register the engine's fork handler (pthread_atfork)")
+
+
+def _forked_serial():
+    """Test hook: whether this process is a child forked after the engine ran
+    teams of threads, whose engine calls therefore run on one thread."""
+    return bool(cymlp_fork_serial())
 
 
 # The team's scratch holds one partial sum per chunk of a pass.

@@ -237,6 +237,52 @@ static inline long cymlp_team_preempted(cymlp_team *tm)
     return atomic_load(&tm->preempted);
 }
 
+/* Fork.
+ *
+ * GNU OpenMP (libgomp) keeps the threads of its first team for later
+ * regions, and a fork copies only the thread that called it: a child that
+ * enters a parallel region waits forever for threads that do not exist
+ * (libgomp registers no fork handler; LLVM's libomp does, but a wheel may
+ * link either). So once this process has started a team, a child forked from
+ * it runs every engine call on its calling thread: the same bits (they do not
+ * depend on the number of threads), and the cores are usually shared among
+ * the forked processes anyway. A child of a process that never started a
+ * team (a fresh forkserver, a pre-fork server that only imported cymlp)
+ * keeps its teams. The flags are inherited by grandchildren with the memory. */
+static atomic_int cymlp_teams_started;    /* a team of several threads began here or in an ancestor */
+static atomic_int cymlp_forked_after_teams;
+
+static void cymlp_fork_child(void)
+{
+    if (atomic_load_explicit(&cymlp_teams_started, memory_order_relaxed))
+        atomic_store_explicit(&cymlp_forked_after_teams, 1, memory_order_relaxed);
+}
+
+/* Register the fork handler (once, at import): 0, or an errno value. */
+static inline int cymlp_fork_guard_install(void)
+{
+    return pthread_atfork(NULL, NULL, cymlp_fork_child);
+}
+
+/* Whether a team of `team` threads may start in this process; records that
+ * one does (before it starts, so that a fork racing with it errs toward the
+ * serial child). */
+static inline int cymlp_team_allowed(int team)
+{
+    if (team <= 1)
+        return 1;
+    if (atomic_load_explicit(&cymlp_forked_after_teams, memory_order_relaxed))
+        return 0;
+    atomic_store_explicit(&cymlp_teams_started, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* Test hook: whether this process is a child forked after teams ran. */
+static inline int cymlp_fork_serial(void)
+{
+    return atomic_load_explicit(&cymlp_forked_after_teams, memory_order_relaxed);
+}
+
 /* Test hook: turn the adaptation on or off (either way, forget any finding). */
 static inline void cymlp_contention_adapt(int on)
 {
