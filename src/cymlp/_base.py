@@ -45,7 +45,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer, _SerialBlas
+from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer
 from ._hidden import _HiddenLayersMixin
 from ._training import (
     _as_callback_list,
@@ -555,20 +555,20 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
             if _callbacks_say_stop(callbacks, self) or stop:
                 raise StopIteration  # scipy ends the minimisation there
 
-        # scipy's L-BFGS-B does its vector arithmetic in scipy's BLAS, whose
-        # multi-threaded dot products round differently with each thread
-        # count: one BLAS thread for the minimisation keeps the weights the
-        # same bits with any number of threads (see _engine._SerialBlas).
-        with _SerialBlas():
-            result = scipy.optimize.minimize(
-                loss_grad,
-                params,
-                method="L-BFGS-B",
-                jac=True,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-                callback=after_iteration if self.verbose or callbacks or task.per_epoch
-                else None,
-            )
+        # scipy's L-BFGS-B does its vector arithmetic in scipy's BLAS, at the
+        # user's thread setting, as scikit-learn's does: the engine never
+        # changes that setting (see _blas.h), so a fit gives the same bits
+        # whether it runs alone or beside others in threads; the loss and
+        # gradient are the engine's, the same bits for any thread count.
+        result = scipy.optimize.minimize(
+            loss_grad,
+            params,
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            callback=after_iteration if self.verbose or callbacks or task.per_epoch
+            else None,
+        )
         if subtask is not None:
             # the iteration opened after the last one never ran: an empty task
             subtask.call_on_fit_task_end(estimator=self)

@@ -28,7 +28,11 @@ from libc.string cimport memcpy
 from libc.math cimport sqrt, pow
 from libc.stdint cimport uint64_t
 
-from ._blas cimport gemm, dot
+from ._blas cimport (
+    gemm, dot, cymlp_sgemm_fn, cymlp_dgemm_fn, cymlp_sdot_fn, cymlp_ddot_fn,
+    cymlp_get_threads_fn, cymlp_set_threads_fn, cymlp_sgemm, cymlp_dgemm, cymlp_sdot,
+    cymlp_ddot, cymlp_blas_get_threads, cymlp_blas_set_threads, cymlp_blas_hold_one_thread,
+)
 from ._kernels cimport (
     IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
     LEAKY_RELU, ELU, GELU, SILU, SOFTPLUS,
@@ -190,34 +194,14 @@ cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
     return team
 
 
-# OpenBLAS's openblas_set_num_threads_local (0.3.27+): the BLAS thread count of
-# the calling thread only; it returns the previous setting. Found at import in
-# the BLAS scipy.linalg.cython_blas calls; NULL where that BLAS lacks it (the
-# Python layer then limits BLAS to one thread around engine calls instead).
-ctypedef int (*blas_threads_fn)(int) noexcept nogil
-cdef blas_threads_fn _blas_set_local = NULL
-# An OpenBLAS before 0.3.27 (scipy < 1.13) has only the process-wide setting:
-# set to one thread while any engine call runs (counted under the GIL), and
-# restored when the last ends. threadpoolctl, the last resort for other BLAS
-# libraries, inspects every loaded library on each call (about 3 ms: a
-# hundred times a one-row prediction).
-ctypedef void (*blas_set_global_fn)(int) noexcept nogil
-ctypedef int (*blas_get_global_fn)() noexcept nogil
-cdef blas_set_global_fn _blas_set_global = NULL
-cdef blas_get_global_fn _blas_get_global = NULL
-cdef int _global_depth = 0
-cdef int _global_previous = 1
-
-
-cdef inline int blas_one_thread() noexcept nogil:
-    """Make the calling thread's BLAS calls single-threaded; return the
-    setting to restore."""
-    return _blas_set_local(1) if _blas_set_local != NULL else 0
-
-
-cdef inline void blas_restore(int previous) noexcept nogil:
-    if _blas_set_local != NULL:
-        _blas_set_local(previous)
+# The thread count of the user's BLAS (the one scipy calls), read and never
+# written: the engine's own BLAS is private (_blas.h). NULL where that BLAS is
+# not OpenBLAS.
+ctypedef int (*blas_get_threads_fn)() noexcept nogil
+cdef blas_get_threads_fn _user_blas_threads = NULL
+# What that BLAS counts as this machine's processors: its default, and the
+# most its setting can hold (OPENBLAS_NUM_THREADS=8 holds 2 on 2 cores).
+cdef int _user_blas_procs = 0
 
 
 # The calling thread's place in its team, passed to every pass.
@@ -241,17 +225,13 @@ ctypedef void (*team_body)(void* args, const Member* me) noexcept nogil
 
 cdef void team_thread(cymlp_team* tm, team_body body, void* args, bint alone) noexcept nogil:
     """One thread's part of run_team: join the team (alone: a team of one,
-    whatever OpenMP region the caller is in), run the body with
-    single-threaded BLAS."""
+    whatever OpenMP region the caller is in), run the body."""
     cdef Member me
-    cdef int previous
     cdef long preempted = 0 if alone else cymlp_thread_preemptions()
     cymlp_team_enter(tm, 1 if alone else omp_get_num_threads())
     me.team = tm
     me.leader = alone or omp_get_thread_num() == 0
-    previous = blas_one_thread()
     body(args, &me)
-    blas_restore(previous)
     if not alone:
         cymlp_team_note_preempted(tm, cymlp_thread_preemptions() - preempted)
 
@@ -1255,108 +1235,70 @@ cdef int _running = 0
 OPENMP = bool(CYMLP_HAVE_OPENMP)
 
 
-cdef class _SerialBlas:
-    """Single-threaded BLAS for the calling thread, as a context.
+cdef class _EngineCall:
+    """One engine call, as a context: the threads it may use (``threads``).
 
-    The engine's products are fixed chunks, each one single-threaded BLAS
-    call: BLAS's own threads would change the rounding with their count.
-    Set for the calling thread only, through OpenBLAS's per-thread setting,
-    and restored on exit; where the BLAS lacks that, through threadpoolctl
-    (process-wide) for the duration.
-    """
-    cdef int _previous
-    cdef object _limiter
-
-    def __enter__(self):
-        global _global_depth, _global_previous
-        if _blas_set_local != NULL:
-            self._previous = blas_one_thread()
-        elif _blas_set_global != NULL:
-            if _global_depth == 0:
-                _global_previous = _blas_get_global()
-                _blas_set_global(1)
-            _global_depth += 1
-        else:
-            from threadpoolctl import threadpool_limits
-            self._limiter = threadpool_limits(1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        global _global_depth
-        if _blas_set_local != NULL:
-            blas_restore(self._previous)
-        elif _blas_set_global != NULL:
-            _global_depth -= 1
-            if _global_depth == 0:
-                _blas_set_global(_global_previous)
-        elif self._limiter is not None:
-            self._limiter.restore_original_limits()
-        return False
-
-
-cdef class _EngineCall(_SerialBlas):
-    """One engine call, as a context: the threads it may use (``threads``),
-    and single-threaded BLAS in the calling thread while it runs.
-
-    The budget is OpenMP's ``omp_get_max_threads()``, which
-    ``OMP_NUM_THREADS``, threadpoolctl's limits (``threadpool_limits(1)``
-    sets it through the "openmp" API) and joblib/loky's worker caps (they set
-    ``OMP_NUM_THREADS``) decide, as for scikit-learn's own OpenMP code. Calls
-    running at once share it: each takes ``budget // calls running``, so two
-    fits in threads of one process do not each take every core.
+    The budget is the lesser of OpenMP's ``omp_get_max_threads()`` (which
+    ``OMP_NUM_THREADS`` and threadpoolctl's "openmp" limits decide, in the
+    calling thread) and the thread count of the user's BLAS (``OPENBLAS_NUM_THREADS``,
+    threadpoolctl's "blas" limits: one process-wide setting, so a
+    ``threadpool_limits`` entered in the main thread reaches fits running in
+    joblib's threading workers too) when it is below that BLAS's default,
+    the number of processors (at the default, or above, which OpenBLAS caps
+    there, only OpenMP's setting counts). scikit-learn's MLP computes in
+    BLAS's threads, so a limit on those is what its users set; joblib/loky's
+    worker caps set both. Calls running at once share the budget: each takes
+    ``budget // calls running``, so two fits in threads of one process do not
+    each take every core. On entry the private BLAS is held at one thread.
     """
     cdef readonly int threads
 
     def __enter__(self):
         global _running
+        cdef int budget = omp_get_max_threads(), blas = 0
+        if _user_blas_threads != NULL:
+            blas = _user_blas_threads()
+        if 0 < blas < _user_blas_procs:  # below the default: a limit the user set
+            budget = min(budget, blas)
         _running += 1
-        self.threads = max(1, omp_get_max_threads() // _running)
-        return _SerialBlas.__enter__(self)
+        self.threads = max(1, budget // _running)
+        cymlp_blas_hold_one_thread()
+        return self
 
     def __exit__(self, *exc):
         global _running
         _running -= 1
-        return _SerialBlas.__exit__(self, *exc)
+        return False
 
 
-def _find_blas_function(name):
-    """The address of OpenBLAS's function `name` (or of scipy's renamed
-    ``scipy_``-prefixed copy) in the BLAS that scipy.linalg.cython_blas
-    calls, or 0 where it has none (another BLAS, an older OpenBLAS)."""
-    import ctypes
-    import scipy.linalg.cython_blas
-    try:
-        # a library handle finds symbols in the library's dependencies too
-        lib = ctypes.CDLL(scipy.linalg.cython_blas.__file__)
-    except OSError:
-        return 0
-    for symbol in (name, "scipy_" + name):
-        try:
-            return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value or 0
-        except AttributeError:
-            pass
-    return 0
-
-
-_blas_set_local = <blas_threads_fn> <size_t> _find_blas_function("openblas_set_num_threads_local")
-BLAS_SET_LOCAL = _blas_set_local != NULL
-if _blas_set_local == NULL:
-    _blas_set_global = <blas_set_global_fn> <size_t> _find_blas_function(
-        "openblas_set_num_threads")
-    _blas_get_global = <blas_get_global_fn> <size_t> _find_blas_function(
+def _load_blas():
+    """Point the engine at its private OpenBLAS, held at one thread, and at
+    the user's BLAS thread count (see _blas_loader)."""
+    global cymlp_sgemm, cymlp_dgemm, cymlp_sdot, cymlp_ddot
+    global cymlp_blas_get_threads, cymlp_blas_set_threads, _user_blas_threads
+    global _user_blas_procs
+    from ._blas_loader import private_blas_functions, user_blas_function
+    f = private_blas_functions()
+    cymlp_sgemm = <cymlp_sgemm_fn> <size_t> f["sgemm"]
+    cymlp_dgemm = <cymlp_dgemm_fn> <size_t> f["dgemm"]
+    cymlp_sdot = <cymlp_sdot_fn> <size_t> f["sdot"]
+    cymlp_ddot = <cymlp_ddot_fn> <size_t> f["ddot"]
+    cymlp_blas_get_threads = <cymlp_get_threads_fn> <size_t> f["get_threads"]
+    cymlp_blas_set_threads = <cymlp_set_threads_fn> <size_t> f["set_threads"]
+    cymlp_blas_set_threads(1)
+    _user_blas_threads = <blas_get_threads_fn> <size_t> user_blas_function(
         "openblas_get_num_threads")
-    if _blas_get_global == NULL:
-        _blas_set_global = NULL
+    cdef blas_get_threads_fn procs = <blas_get_threads_fn> <size_t> user_blas_function("openblas_get_num_procs")
+    if procs == NULL:
+        _user_blas_threads = NULL
+    else:
+        _user_blas_procs = procs()
+    return f
 
 
-if cymlp_fork_guard_install() != 0:
-    raise ImportError("cymlp: could not register the engine's fork handler (pthread_atfork)")
-
-
-def _forked_serial():
-    """Test hook: whether this process is a child forked after the engine ran
-    teams of threads, whose engine calls therefore run on one thread."""
-    return bool(cymlp_fork_serial())
+_PRIVATE_BLAS = _load_blas()
+# The library file of the engine's BLAS (a test hook, and for bug reports).
+PRIVATE_BLAS_PATH = _PRIVATE_BLAS["path"]
 
 
 # The team's scratch holds one partial sum per chunk of a pass.
