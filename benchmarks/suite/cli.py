@@ -33,7 +33,9 @@ def main(argv=None):
                              "3 MNIST-shaped and grid, 7 predict; 1-3 with --quick)")
     parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
                         help="limit every BLAS to N threads (threadpoolctl) and torch to N "
-                             "(torch.set_num_threads); default: leave as set")
+                             "(torch.set_num_threads); cymlp's engine follows a BLAS limit "
+                             "below the core count, as scikit-learn's MLP does; default: "
+                             "leave as set")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="limit every library to N threads: BLAS and OpenMP "
                              "(threadpoolctl, cymlp's engine included) and torch")

@@ -1301,6 +1301,16 @@ _PRIVATE_BLAS = _load_blas()
 PRIVATE_BLAS_PATH = _PRIVATE_BLAS["path"]
 
 
+if cymlp_fork_guard_install() != 0:
+    raise ImportError("cymlp: could not register the engine's fork handler (pthread_atfork)")
+
+
+def _forked_serial():
+    """Test hook: whether this process is a child forked after the engine ran
+    teams of threads, whose engine calls therefore run on one thread."""
+    return bool(cymlp_fork_serial())
+
+
 # The team's scratch holds one partial sum per chunk of a pass.
 if MAX_CHUNKS > CYMLP_TEAM_SCRATCH:
     raise ImportError("cymlp: MAX_CHUNKS exceeds the team's scratch (_team.h)")
