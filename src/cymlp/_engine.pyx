@@ -1732,14 +1732,22 @@ cdef class Trainer:
         self.opt.epsilon = float(o["epsilon"])
         self.opt.t = int(o["t"])
         self.opt.alpha = 0.0
-        _check_array(o["state1"], "state1", (n_params,), self.dtype, True)
-        self._state1 = o["state1"]
-        self.opt.state1 = _data_of(self._state1)
-        self.opt.state2 = NULL
-        if kind == "adam":
-            _check_array(o["state2"], "state2", (n_params,), self.dtype, True)
-            self._state2 = o["state2"]
-            self.opt.state2 = _data_of(self._state2)
+        self.set_moments(o["state1"], o.get("state2"))
+
+    def set_moments(self, state1, state2=None):
+        """Train these moments from the next :meth:`run_epoch` on (checked as
+        the constructor's ``state1`` and ``state2``), e.g. fresh copies, so
+        that moments already shown to other threads are never written."""
+        cdef Py_ssize_t n_params = self.network.net.n_params
+        if not self.has_optimizer:
+            raise ValueError("this Trainer was made without an optimizer")
+        _check_array(state1, "state1", (n_params,), self.dtype, True)
+        if self.opt.kind == ADAM:
+            _check_array(state2, "state2", (n_params,), self.dtype, True)
+        self._state1 = state1
+        self.opt.state1 = _data_of(state1)
+        self._state2 = state2 if self.opt.kind == ADAM else None
+        self.opt.state2 = _data_of(state2) if self.opt.kind == ADAM else NULL
 
     @property
     def t(self):

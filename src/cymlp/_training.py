@@ -179,8 +179,8 @@ class _EpochRun:
     """What the epoch loop of one stochastic fit works on."""
 
     trainer: Trainer
-    optimizer: "_Optimizer"
-    params: np.ndarray          # the packed weights, trained in place
+    optimizer: "_Optimizer"     # the first epoch's, with moments of its own
+    params: np.ndarray          # the packed weights the first epoch trains in place
     X: object                   # dense C-contiguous or CSR, in params' dtype
     Y: np.ndarray
     sample_weight: object
@@ -215,6 +215,9 @@ class _Optimizer:
     packed buffers shaped like the parameter buffer, so the engine updates
     everything in one pass. On disk (pickle, skops) it is a plain dict of
     numbers, strings and arrays: see :meth:`to_dict` and :meth:`from_dict`.
+
+    Once an optimizer is the estimator's ``_optimizer`` it is not changed:
+    training continues on :meth:`with_own_moments` and publishes that.
     """
 
     # the settings, as named by the estimator's parameters
@@ -248,13 +251,20 @@ class _Optimizer:
         vars(self).update(state)
         return self
 
-    def make_writable(self):
-        """The engine updates the moments in place: a model loaded from a
-        read-only memory map (joblib.load(..., mmap_mode="r")) gets copies."""
-        if not self.state1.flags.writeable:
-            self.state1 = self.state1.copy()
-        if self.state2 is not None and not self.state2.flags.writeable:
-            self.state2 = self.state2.copy()
+    def replace(self, **changes):
+        """A new optimizer like this one, with these attributes changed."""
+        new = _Optimizer.__new__(_Optimizer)
+        vars(new).update(vars(self), **changes)
+        return new
+
+    def with_own_moments(self):
+        """A new optimizer like this one, with copies of its moments for the
+        engine to update in place: this one's may be read by other threads
+        (or be read-only, from joblib.load(..., mmap_mode="r"))."""
+        return self.replace(
+            state1=self.state1.copy(),
+            state2=None if self.state2 is None else self.state2.copy(),
+        )
 
     def matches(self, n_params, dtype):
         """Whether the moments fit a parameter buffer of this size and dtype."""
