@@ -19,9 +19,11 @@ from threadpoolctl import threadpool_limits
 
 import cymlp
 
-# The gallery runs in this process. One BLAS thread keeps its small fits fast
-# and steady on a busy machine (more threads than free cores slow OpenBLAS down
-# many times over); the speed example sets the same limit itself, visibly.
+# The gallery runs in this process. One thread keeps its small fits fast and
+# steady on a busy machine: a BLAS limit of one puts scikit-learn's BLAS on
+# one thread, and cymlp's engine, which follows a BLAS limit below the number
+# of cores, too (docs/user_guide/threads.rst). The speed example sets the same
+# limit itself, visibly.
 threadpool_limits(limits=1, user_api="blas")
 
 DOCS = Path(__file__).resolve().parent
@@ -46,7 +48,12 @@ extensions = [
     "myst_parser",
 ]
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "_generated/*.rst",  # included by the performance page
+]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 default_role = "literal"
@@ -173,6 +180,25 @@ def _write_benchmark_results():
 
 
 _write_benchmark_results()
+
+
+def _write_benchmark_summary():
+    # The performance page's table and the numbers it quotes, from the same
+    # benchmarks/results.json as README.md's table (benchmarks/summary.py)
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_summary", ROOT / "benchmarks" / "summary.py"
+    )
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    results = summary.load()
+    for name, text in [("benchmark_numbers.rst", summary.docs_substitutions(results)),
+                       ("benchmark_table.rst", summary.docs_table(results))]:
+        out = DOCS / "_generated" / name
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            out.write_text(text, encoding="utf-8")
+
+
+_write_benchmark_summary()
 
 
 # -- Inherited scikit-learn docstrings ------------------------------------------
