@@ -28,7 +28,7 @@ threadpool_limits(limits=1, user_api="blas")
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(DOCS))  # for _gallery_order
+sys.path.insert(0, str(DOCS))  # for _gallery_order and _seed_figure
 
 # -- Project ------------------------------------------------------------------
 
@@ -199,6 +199,16 @@ def _write_benchmark_summary():
 
 
 _write_benchmark_summary()
+
+
+def _write_seed_figure():
+    # the landing page's picture, drawn from scikit-learn's bundled digits
+    from _seed_figure import write
+
+    write(DOCS / "_generated" / "seed.png")
+
+
+_write_seed_figure()
 
 
 # -- Inherited scikit-learn docstrings ------------------------------------------
