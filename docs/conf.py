@@ -101,6 +101,14 @@ html_theme_options = {
     "navbar_align": "left",
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
+    # The examples' pages give their width to code and output (a progress
+    # bar drawn for a terminal's 96 columns fits) instead of a table of
+    # contents of a few short sections.
+    "secondary_sidebar_items": {
+        pattern: ["page-toc"]
+        for pattern in ("index", "install", "quickstart", "api", "user_guide/*",
+                        "generated/*", "_generated/*")
+    } | {"auto_examples/*": []},
 }
 html_sidebars = {"install": [], "quickstart": []}
 html_show_sourcelink = False

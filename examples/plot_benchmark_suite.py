@@ -25,6 +25,7 @@ and have no target: they are listed at the end, not charted.
 # ------------------------
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,8 +36,8 @@ try:  # sphinx-gallery runs examples with __file__ set
 except NameError:  # pasted into a session
     here = Path.cwd()
 results = json.loads((here.parent / "benchmarks" / "results.json").read_text())
-print(f"Measured {results['date']} on {results['machine']};")
-print(f"{results['threads']}.")
+print(textwrap.fill(f"Measured {results['date']} on {results['machine']}; "
+                    f"{results['threads']}.", width=72))
 
 rows = [r for r in results["rows"] if r["target"] is not None]
 steps = [r for r in results["rows"] if r["name"].startswith("step-")]

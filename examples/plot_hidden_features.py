@@ -47,12 +47,13 @@ print(f"logistic regression on the 64 pixels:             {raw.score(X_test, y_t
 # ---------------------------
 # ``set_output(transform="pandas")`` works as for any scikit-learn
 # transformer; the columns are named after the estimator, one per unit of the
-# last hidden layer. The first three test digits:
+# last hidden layer. The first three test digits, one column each (the frame
+# transposed, so that all ten features show):
 
 mlp = pipe[1]
 X_test_scaled = pipe[0].transform(X_test)
 features = mlp.set_output(transform="pandas").transform(X_test_scaled)
-features.head(3).round(2)
+features.head(3).round(2).T
 
 # %%
 # What the first and the last hidden layer see
