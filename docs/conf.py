@@ -9,6 +9,7 @@ Nothing is fetched from the network: no intersphinx, and the examples use
 scikit-learn's bundled data sets only.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -18,14 +19,16 @@ from threadpoolctl import threadpool_limits
 
 import cymlp
 
-# The gallery runs in this process. One BLAS thread keeps its small fits fast
-# and steady on a busy machine (more threads than free cores slow OpenBLAS down
-# many times over); the speed example sets the same limit itself, visibly.
+# The gallery runs in this process. One thread keeps its small fits fast and
+# steady on a busy machine: a BLAS limit of one puts scikit-learn's BLAS on
+# one thread, and cymlp's engine, which follows a BLAS limit below the number
+# of cores, too (docs/user_guide/threads.rst). The speed example sets the same
+# limit itself, visibly.
 threadpool_limits(limits=1, user_api="blas")
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(DOCS))  # for _gallery_order
+sys.path.insert(0, str(DOCS))  # for _gallery_order and _seed_figure
 
 # -- Project ------------------------------------------------------------------
 
@@ -45,12 +48,27 @@ extensions = [
     "myst_parser",
 ]
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "_generated/*.rst",  # included by the performance page
+]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 default_role = "literal"
 # "--blas-threads" must stay two hyphens, not become an en dash
 smartquotes = False
+# Every cross-reference must resolve (nitpicky): a renamed page, section or
+# cymlp object breaks the -W build instead of leaving a dead link. The docs
+# are built offline, without intersphinx, so references to other projects'
+# objects (scikit-learn's classes, dask's, ...) render as plain code and are
+# exempt.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(sklearn|dask|dask_ml|distributed|joblib|numpy|scipy|pandas"
+               r"|onnx|onnxruntime|skl2onnx|skops|threadpoolctl|matplotlib)(\..*)?"),
+]
 # The benchmark results page is benchmarks/RESULTS.md as it stands; its own
 # heading levels and links to files of the repository are not the docs' concern.
 suppress_warnings = ["myst.header", "myst.xref_missing"]
@@ -58,6 +76,14 @@ suppress_warnings = ["myst.header", "myst.xref_missing"]
 # -- API reference ------------------------------------------------------------
 
 autosummary_generate = True
+# cymlp.to_onnx imports skl2onnx and onnx, which come with the onnx extra, not
+# with the docs extra: its page needs the docstring only, so where they are
+# missing autodoc imports it against stand-ins (Sphinx's mock modules). Where
+# they are installed, the real packages are used. Either way the page is the
+# same, and `pip install ".[docs]"` alone builds the documentation.
+autodoc_mock_imports = [
+    name for name in ("onnx", "skl2onnx") if importlib.util.find_spec(name) is None
+]
 autodoc_typehints = "none"  # numpydoc's Parameters sections say it all
 autodoc_member_order = "groupwise"
 numpydoc_show_class_members = False
@@ -75,6 +101,14 @@ html_theme_options = {
     "navbar_align": "left",
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
+    # The examples' pages give their width to code and output (a progress
+    # bar drawn for a terminal's 96 columns fits) instead of a table of
+    # contents of a few short sections.
+    "secondary_sidebar_items": {
+        pattern: ["page-toc"]
+        for pattern in ("index", "install", "quickstart", "api", "user_guide/*",
+                        "generated/*", "_generated/*")
+    } | {"auto_examples/*": []},
 }
 html_sidebars = {"install": [], "quickstart": []}
 html_show_sourcelink = False
@@ -154,6 +188,35 @@ def _write_benchmark_results():
 
 
 _write_benchmark_results()
+
+
+def _write_benchmark_summary():
+    # The performance page's table and the numbers it quotes, from the same
+    # benchmarks/results.json as README.md's table (benchmarks/summary.py)
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_summary", ROOT / "benchmarks" / "summary.py"
+    )
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    results = summary.load()
+    for name, text in [("benchmark_numbers.rst", summary.docs_substitutions(results)),
+                       ("benchmark_table.rst", summary.docs_table(results))]:
+        out = DOCS / "_generated" / name
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            out.write_text(text, encoding="utf-8")
+
+
+_write_benchmark_summary()
+
+
+def _write_seed_figure():
+    # the landing page's picture, drawn from scikit-learn's bundled digits
+    from _seed_figure import write
+
+    write(DOCS / "_generated" / "seed.png")
+
+
+_write_seed_figure()
 
 
 # -- Inherited scikit-learn docstrings ------------------------------------------

@@ -32,7 +32,6 @@ from sklearn.callback import ProgressBar, ScoringMonitor
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cymlp import MLPClassifier
@@ -67,13 +66,19 @@ fig.tight_layout()
 # Progress bars of a grid search
 # ------------------------------
 # ``ProgressBar`` set on the search follows the fits inside it: the search,
-# each candidate and split, the pipeline and, with
-# ``max_propagation_depth=None`` (the default stops one level down), the
-# network's epochs inside the pipeline.
+# each candidate and split and, with ``max_propagation_depth=None`` (the
+# default stops one level down), the network's epochs inside each fit.
 
+# sphinx_gallery_start_ignore
+# rich sizes its bars to the terminal's width; this page's output block is
+# narrower than a terminal
+import os  # noqa: E402
+
+os.environ["COLUMNS"] = "96"
+# sphinx_gallery_end_ignore
 search = GridSearchCV(
-    make_pipeline(StandardScaler(), MLPClassifier(max_iter=15, random_state=0)),
-    {"mlpclassifier__hidden_layer_sizes": [(16,), (32,)]},
+    MLPClassifier(max_iter=15, random_state=0),
+    {"hidden_layer_sizes": [(16,), (32,)]},
     cv=2,
 )
 search.set_callbacks(ProgressBar(max_propagation_depth=None))

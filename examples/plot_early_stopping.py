@@ -32,6 +32,7 @@ a cymlp addition), and draws them with :class:`cymlp.TrainingCurveDisplay`.
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -105,6 +106,7 @@ ax.annotate(
     fontsize=9,
 )
 ax.set_title("Patience 100: the network learns the noise")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
 fig.tight_layout()
 
 # %%
@@ -144,6 +146,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 display = TrainingCurveDisplay.from_estimator(stopped, ax=axes[0])
 axes[0].legend(handles=list(display.lines_.values()), loc="center right")
 axes[0].set_title("Patience 10: stopped after %d epochs" % stopped.n_iter_)
+axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
 
 labels = ["%s\n%d epochs" % (name, m.n_iter_) for name, m in models.items()]
 scores = [m.score(X_test, y_test) for m in models.values()]

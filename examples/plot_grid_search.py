@@ -140,15 +140,17 @@ fig.tight_layout()
 # ----------------------------
 # ``n_jobs`` spreads the fits over processes (joblib's default). Because a
 # cymlp epoch runs without the GIL, threads work too, and share the data
-# instead of copying it to each process:
+# instead of copying it to each process. Fits running at the same time share
+# the cores among themselves, so no thread limit is needed:
 #
 # .. code-block:: python
 #
 #     from joblib import parallel_config
-#     from threadpoolctl import threadpool_limits
 #
-#     with parallel_config(backend="threading"), threadpool_limits(1, "blas"):
+#     with parallel_config(backend="threading"):
 #         GridSearchCV(pipe, param_grid, cv=3, n_jobs=2).fit(X_train, y_train)
+#
+# See the user guide's page on threads for how cymlp shares the cores.
 #
 # To spread a search over the machines of a dask cluster, see the user guide
 # on scaling out with dask.

@@ -46,12 +46,14 @@ print(f"logistic regression on the 64 pixels:             {raw.score(X_test, y_t
 # The features as a DataFrame
 # ---------------------------
 # ``set_output(transform="pandas")`` works as for any scikit-learn
-# transformer; the columns are named after the estimator.
+# transformer; the columns are named after the estimator, one per unit of the
+# last hidden layer. The first three test digits, one column each (the frame
+# transposed, so that all ten features show):
 
 mlp = pipe[1]
 X_test_scaled = pipe[0].transform(X_test)
 features = mlp.set_output(transform="pandas").transform(X_test_scaled)
-print(features.iloc[:3, :5].round(2))
+features.head(3).round(2).T
 
 # %%
 # What the first and the last hidden layer see
@@ -61,12 +63,15 @@ print(features.iloc[:3, :5].round(2))
 # already group in these two directions, and the logistic regression above
 # separates them with all 10.
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
 for ax, layer in zip(axes, (0, 1)):
     h = mlp.hidden_activations(X_test_scaled, layer=layer)
     xy = PCA(n_components=2).fit_transform(h)
-    ax.scatter(xy[:, 0], xy[:, 1], c=y_test, cmap="tab10", s=8)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=y_test, cmap="tab10", s=8)
     ax.set_title(f"hidden layer {layer} ({h.shape[1]} units), PCA")
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
     ax.set_xticks([])
     ax.set_yticks([])
+fig.legend(*points.legend_elements(), title="digit", loc="outside right center")
 plt.show()

@@ -20,9 +20,11 @@ more workloads, more carefully; see the performance page of the user guide.
 # Both libraries train the same network for the same 5 epochs (``tol=0``
 # and a patience longer than the training, so that neither stops early) from
 # the same initial weights. Each measurement is the best of 3 repeats, with the
-# two libraries taking turns so that a busy machine slows both alike. BLAS is
-# limited to one thread for both, which makes the times steadier on a shared
-# machine.
+# two libraries taking turns so that a busy machine slows both alike. Both
+# run on one thread, which makes the times steadier on a shared machine:
+# ``threadpool_limits(1)`` limits scikit-learn's BLAS and cymlp's own threads
+# alike (cymlp never changes your BLAS setting; it follows a BLAS limit, as
+# the user guide's page on threads explains).
 
 import time
 import warnings
@@ -64,7 +66,7 @@ def seconds_per_epoch(cls, batch_size):
 
 libraries = {"scikit-learn": SklearnMLP, "cymlp": cymlp.MLPClassifier}
 timings = {name: [] for name in libraries}
-with threadpool_limits(limits=1, user_api="blas"):
+with threadpool_limits(limits=1):
     for batch_size in batch_sizes:
         best = dict.fromkeys(libraries, np.inf)
         models = {}

@@ -265,8 +265,8 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
     >>> from sklearn.datasets import load_digits
     >>> from cymlp import MLPClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=30,
-    ...                     random_state=0).fit(X / 16, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01,
+    ...                     max_iter=30, random_state=0).fit(X / 16, y)
     >>> clf.predict(X[:3] / 16)
     array([0, 1, 2])
     >>> round(clf.score(X / 16, y), 2) > 0.9

@@ -58,13 +58,25 @@ class _HiddenLayersMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
         Examples
         --------
+        A regressor's last hidden layer, of 3 units:
+
+        >>> from sklearn.datasets import make_regression
+        >>> from cymlp import MLPRegressor
+        >>> X, y = make_regression(n_samples=100, n_features=4, random_state=0)
+        >>> reg = MLPRegressor(hidden_layer_sizes=(8, 3), solver="lbfgs",
+        ...                    max_iter=300, random_state=0).fit(X, y)
+        >>> reg.transform(X[:2]).shape
+        (2, 3)
+        >>> reg.get_feature_names_out().tolist()
+        ['mlpregressor0', 'mlpregressor1', 'mlpregressor2']
+
+        A classifier's, the same way:
+
         >>> from sklearn.datasets import load_iris
         >>> from cymlp import MLPClassifier
         >>> X, y = load_iris(return_X_y=True)
         >>> clf = MLPClassifier(hidden_layer_sizes=(8, 3), solver="lbfgs",
         ...                     max_iter=300, random_state=0).fit(X, y)
-        >>> clf.transform(X[:2]).shape
-        (2, 3)
         >>> clf.get_feature_names_out().tolist()
         ['mlpclassifier0', 'mlpclassifier1', 'mlpclassifier2']
         """

@@ -1,0 +1,199 @@
+"""The benchmark summary, written from benchmarks/results.json alone.
+
+README.md and benchmarks/RESULTS.md each hold the summary table between two
+marker comments; the documentation's performance page includes the same
+table and quotes the optimizer-step numbers through substitutions (written at
+build time by docs/conf.py, with `docs_table` and `docs_substitutions`). The gallery's benchmark
+example plots the same file. So every page that quotes the current round
+quotes one file, and cannot disagree with another.
+
+    python benchmarks/summary.py           # rewrite the tables in README.md and RESULTS.md
+    python benchmarks/summary.py --check   # exit 1 if they differ from results.json
+
+tests/test_benchmark_summary.py runs the check.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results.json"
+TARGETS = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md"]
+BEGIN = ("<!-- BEGIN results table: written by benchmarks/summary.py from "
+         "benchmarks/results.json; edit those, not this -->")
+END = "<!-- END results table -->"
+
+# What each row of the table measures, in a reader's words.
+LABELS = {
+    "digits-b32": "digits, (100,), adam, batch 32, per epoch",
+    "digits-b200": "digits, batch 200",
+    "cancer-sgd-b1": "breast_cancer, sgd, batch 1",
+    "mnist-f64": "60,000x784, (100,), batch 200, float64",
+    "mnist-f32": "same, float32",
+    "wide-f32": "20,000x784, (256, 256), float32",
+    "predict-60k": "predict_proba, 60,000 rows, float32",
+    "predict-1row": "predict_proba latency, one row",
+    "grid-nj1": "GridSearchCV on digits, 12 fits",
+    "grid-thr2": "same, threading backend, n_jobs=2 vs cymlp's n_jobs=1",
+}
+SCALING_TARGET = 1.6  # cymlp on its default threads / on one, large rows
+
+
+def load(path=RESULTS):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ratio(x):
+    """1.75x, 6.7x, 50x: two or three significant digits."""
+    if x >= 20:
+        return f"{x:.0f}x"
+    if x >= 2.5:
+        return f"{x:.1f}x"
+    return f"{x:.2f}x"
+
+
+def verdict(value, target, higher_is_better=True):
+    if target is None or value is None:
+        return ""
+    ok = value >= target if higher_is_better else value <= target
+    return "met" if ok else "missed"
+
+
+def table_rows(results):
+    """The summary rows: one list of cells per workload with a target."""
+    out = []
+    for r in results["rows"]:
+        if r["name"] not in LABELS:
+            continue  # the step-* rows: no target, quoted in the text instead
+        target = r["target"]
+        cells = [LABELS[r["name"]]]
+        cells.append(f"{ratio(r['speedup'])} ({ratio(r['speedup_median'])})")
+        cells.append(f">= {target:g}x: {verdict(r['speedup'], target)}" if target else "")
+        cells.append(ratio(r["exact_bound"]) if r.get("exact_bound") else "")
+        floor = r.get("cymlp_over_floor")
+        if floor is not None and r.get("floor_target"):
+            cells.append(f"{floor:.2f}x (<= {r['floor_target']:g}x: "
+                         f"{verdict(floor, r['floor_target'], higher_is_better=False)})")
+        elif floor is not None:
+            cells.append(f"{floor:.2f}x")
+        else:
+            cells.append("")
+        scaling = r.get("scaling")
+        if scaling is None:
+            cells.append("")
+        elif r.get("floor_target"):  # the large rows, which share out their passes
+            cells.append(f"{scaling:.2f}x (>= {SCALING_TARGET:g}x: "
+                         f"{verdict(scaling, SCALING_TARGET)})")
+        else:
+            cells.append(f"{scaling:.2f}x (serial by design)")
+        out.append(cells)
+    return out
+
+
+HEADER = ["workload", "speedup vs sklearn (median)", "target", "bound",
+          "cymlp / GEMM floor", "scaling"]
+
+
+def markdown_table(results):
+    lines = [
+        f"Measured {results['date']} on {results['machine']}; {results['threads']}. "
+        "Speedup = scikit-learn's time / cymlp's, measured interleaved in one "
+        "process (minimum over repeats; median of the per-repeat ratios in "
+        "parentheses). Bound = scikit-learn's time / the time of the same work's "
+        "matrix products and optimizer steps alone: the most that an "
+        "implementation computing exactly what scikit-learn computes can reach "
+        "on this BLAS. Scaling = cymlp on one thread / cymlp at its default "
+        "threads.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(results)]
+    return "\n".join(lines)
+
+
+def replace_block(text, block):
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError("no results-table markers")
+    return text[:start] + BEGIN + "\n" + block + "\n" + text[end:]
+
+
+def _span(values, unit=" ns"):
+    lo, hi = min(values), max(values)
+    if f"{lo:.2f}" == f"{hi:.2f}":
+        return f"{lo:.2f}{unit}"
+    return f"{lo:.2f}-{hi:.2f}{unit}"
+
+
+def step_numbers(results):
+    """The optimizer-step numbers the performance page quotes, in ns per
+    parameter and step (cymlp's best over the mnist- and digits-shaped rows)."""
+    rows = {r["name"]: r for r in results["rows"]}
+
+    def cymlp_ns(names):
+        return [rows[n]["best_seconds"]["cymlp"] * 1e9 for n in names if n in rows]
+
+    def names(dtype, path=""):
+        return [f"step-adam-{dtype}-{shape}{path}" for shape in ("mnist", "digits")]
+
+    divider = cymlp_ns(names("f64", "-divider"))
+    chosen = cymlp_ns(names("f64"))
+    sklearn = [rows[n]["best_seconds"]["sklearn"] * 1e9 for n in names("f64") if n in rows]
+    bound_multiples = [r["exact_bound"] / r["speedup"] for r in results["rows"]
+                       if r.get("exact_bound") and r["name"] in LABELS
+                       and r["unit"] == "s/epoch"]
+    return {
+        "adam-divider-f64": _span(divider + chosen),
+        "adam-fma-f64": _span(cymlp_ns(names("f64", "-fma"))),
+        "adam-hybrid-f64": _span(cymlp_ns(names("f64", "-hybrid"))),
+        "adam-divider-f32": _span(cymlp_ns(names("f32", "-divider") + names("f32"))),
+        "adam-sklearn-f64": _span(sklearn),
+        "epoch-over-bound": _span(bound_multiples, unit=""),
+        "round-date": results["date"],
+        "round-machine": results["machine"],
+    }
+
+
+def docs_substitutions(results):
+    """reStructuredText substitutions for the numbers the performance page quotes."""
+    return "".join(f".. |{name}| replace:: {value}\n"
+                   for name, value in step_numbers(results).items())
+
+
+def docs_table(results):
+    """The summary table as reStructuredText, for the performance page."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for cells in [HEADER] + table_rows(results):
+        lines.append("   * - " + (cells[0] or " "))
+        lines += [f"     - {cell}" if cell else "     -" for cell in cells[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only check that the tables match results.json")
+    args = parser.parse_args(argv)
+    block = markdown_table(load())
+    stale = []
+    for path in TARGETS:
+        text = path.read_text(encoding="utf-8")
+        new = replace_block(text, block)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+        print(f"out of date with benchmarks/results.json: {names} "
+              "(run python benchmarks/summary.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
