@@ -70,3 +70,55 @@ def user_blas_function(name):
         except AttributeError:
             pass
     return 0
+
+
+def _elf_symbols(path, wanted):
+    """{name: st_value} of the named symbols in an ELF64 little-endian
+    shared library's full symbol table (.symtab, local symbols included),
+    or {} where the file is not such a library or has no .symtab."""
+    import struct
+
+    found = {}
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return found
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return found  # not ELF64 little-endian
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+                for i in range(shnum)]
+    for sh_name, sh_type, _, _, offset, size, link, _, _, entsize in sections:
+        if sh_type != 2 or entsize == 0:  # SHT_SYMTAB
+            continue
+        str_off = sections[link][4]
+        for k in range(size // entsize):
+            st_name, _, _, _, st_value, _ = struct.unpack_from(
+                "<IBBHQQ", data, offset + k * entsize)
+            end = data.index(b"\0", str_off + st_name)
+            name = data[str_off + st_name:end].decode("ascii", "replace")
+            if name in wanted:
+                found[name] = st_value
+    return found
+
+
+def private_blas_allocator(functions):
+    """Addresses of the private OpenBLAS's work-buffer allocator and its
+    release (``blas_memory_alloc`` / ``blas_memory_free``), or (0, 0).
+
+    OpenBLAS exits the process when it cannot map a work buffer (after ten
+    tries; earlier releases retry forever): the engine makes the buffers a
+    team will need before the team starts, where a failure can still become
+    a MemoryError (see _resources.h). The library does not export the
+    allocator, but keeps it in its full symbol table: its address is the
+    library's load address (found from an exported function) plus its
+    offset there. Linux (ELF) only; elsewhere the buffers are not managed.
+    """
+    wanted = {"blas_memory_alloc", "blas_memory_free", "scipy_dgemm_"}
+    values = _elf_symbols(functions["path"], wanted)
+    if set(values) != wanted:
+        return 0, 0
+    base = functions["dgemm"] - values["scipy_dgemm_"]
+    return base + values["blas_memory_alloc"], base + values["blas_memory_free"]

@@ -23,8 +23,8 @@ cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 from cython.parallel cimport prange, parallel
-from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memset
 from libc.math cimport sqrt, pow
 from libc.stdint cimport uint64_t
 
@@ -134,6 +134,24 @@ cdef extern from "_team.h" nogil:
     int cymlp_fork_guard_install()
     int cymlp_team_allowed(int team)
     int cymlp_fork_serial()
+    int cymlp_team_size(cymlp_team* tm)
+
+cdef extern from "_resources.h" nogil:
+    ctypedef struct cymlp_failure:
+        const char* what
+        size_t bytes
+    ctypedef void* (*cymlp_blas_alloc_fn)(int) noexcept nogil
+    ctypedef void (*cymlp_blas_free_fn)(void*) noexcept nogil
+    void cymlp_fail(cymlp_failure* f, const char* what, size_t bytes)
+    int cymlp_resources_init(cymlp_blas_alloc_fn alloc, cymlp_blas_free_fn release)
+    int cymlp_resources_acquire(int team, cymlp_failure* f)
+    void cymlp_resources_release(int team)
+    void cymlp_resources_pool(int threads)
+    void cymlp_blas_member()
+    int cymlp_blas_kind, cymlp_blas_measured, cymlp_blas_ready
+    size_t cymlp_blas_bytes
+    int cymlp_probe_fails
+    long cymlp_probes_run, cymlp_probes_failed
 
 # Chunk sizes, measured on the shapes of the benchmarks (see
 # benchmarks/RESULTS.md): below them the cost of waking a thread and of
@@ -179,19 +197,26 @@ cdef int _stat_max_team = 0
 cdef Py_ssize_t _stat_contended = 0   # teams found preempted (see _team.h)
 
 
-cdef inline int team_size(int nt, Py_ssize_t nch) noexcept nogil:
+cdef inline int team_size(int nt, Py_ssize_t nch, cymlp_failure* fail) noexcept nogil:
     """Threads for work whose largest pass has nch chunks (a team or the
-    prange of predict's row chunks), noted for the test hook."""
+    prange of predict's row chunks), noted for the test hook; -1 (fail
+    filled) if not even one thread can run it. The threads' resources are
+    made sure of (_resources.h): give them back with team_done."""
     global _stat_regions, _stat_max_team
     cdef int team = <int> min(<Py_ssize_t> nt, nch)
     if team > 1 and cymlp_contention_serial():
         team = 1  # the last teams were preempted by other programs: see _team.h
     if not cymlp_team_allowed(team):
         team = 1  # a child forked after this process ran teams: see _team.h
+    team = cymlp_resources_acquire(team, fail)
     if team > 1:
         _stat_regions += 1
         _stat_max_team = max(_stat_max_team, team)
     return team
+
+
+cdef inline void team_done(int team) noexcept nogil:
+    cymlp_resources_release(team)
 
 
 # The thread count of the user's BLAS (the one scipy calls), read and never
@@ -228,6 +253,7 @@ cdef void team_thread(cymlp_team* tm, team_body body, void* args, bint alone) no
     whatever OpenMP region the caller is in), run the body."""
     cdef Member me
     cdef long preempted = 0 if alone else cymlp_thread_preemptions()
+    cymlp_blas_member()
     cymlp_team_enter(tm, 1 if alone else omp_get_num_threads())
     me.team = tm
     me.leader = alone or omp_get_thread_num() == 0
@@ -236,14 +262,15 @@ cdef void team_thread(cymlp_team* tm, team_body body, void* args, bint alone) no
         cymlp_team_note_preempted(tm, cymlp_thread_preemptions() - preempted)
 
 
-cdef int run_team(int threads, team_body body, void* args) noexcept nogil:
+cdef int run_team(int threads, team_body body, void* args, cymlp_failure* fail) noexcept nogil:
     """Run body(args, member) on a team of `threads` threads (one OpenMP
-    region), or on the calling thread alone. 0, or -1 if the team's lock
-    could not be made."""
+    region), or on the calling thread alone. 0, or -1 (fail filled) if the
+    team's lock could not be made: before any thread started."""
     global _stat_contended
     cdef cymlp_team tm
     cdef double start
     if cymlp_team_init(&tm) != 0:
+        cymlp_fail(fail, "the team's mutex and condition variable", sizeof(cymlp_team))
         return -1
     if threads <= 1:
         team_thread(&tm, body, args, True)
@@ -251,6 +278,7 @@ cdef int run_team(int threads, team_body body, void* args) noexcept nogil:
         start = cymlp_seconds()
         with parallel(num_threads=threads):
             team_thread(&tm, body, args, False)
+        cymlp_resources_pool(cymlp_team_size(&tm))
         if cymlp_contention_report(cymlp_team_preempted(&tm), cymlp_seconds() - start):
             _stat_contended += 1
     cymlp_team_free(&tm)
@@ -730,22 +758,27 @@ cdef Py_ssize_t workspace_size(const Net* net, Py_ssize_t rows, bint gather,
     return off[WS_END]
 
 
+cdef inline size_t tables_bytes(const Net* net, Py_ssize_t rows) noexcept nogil:
+    return (7 * net.n_layers + 4) * sizeof(void*) + rows * sizeof(double)
+
+
 cdef void** layer_tables(const Net* net, floating* params, floating* work,
                          Py_ssize_t rows, bint gather, const double* rates,
-                         Tables* t) noexcept nogil:
+                         Tables* t, cymlp_failure* fail) noexcept nogil:
     """Fill t with tables for minibatches of up to `rows` rows over `work`,
     laid out by workspace_layout with the same rows, gather and dropout.
 
     One allocation holds every table and the rows' losses (returned, for
-    free()); NULL when out of memory. act[0] and inp[0] are NULL: the passes
-    take the input rows as an argument. W and b are left for the caller when
-    params is NULL (predict, from separate arrays).
+    free()); NULL (fail filled) when out of memory. act[0] and inp[0] are
+    NULL: the passes take the input rows as an argument. W and b are left for
+    the caller when params is NULL (predict, from separate arrays).
     """
     cdef Py_ssize_t L = net.n_layers, i, off
     cdef Py_ssize_t region[WS_END + 1]
     cdef bint dropout = rates != NULL
-    cdef void** blk = <void**> malloc((7 * L + 4) * sizeof(void*) + rows * sizeof(double))
+    cdef void** blk = <void**> malloc(tables_bytes(net, rows))
     if blk == NULL:
+        cymlp_fail(fail, "the layer tables", tables_bytes(net, rows))
         return NULL
     workspace_layout(net, rows, gather, dropout, region)
     t.row_loss = <double*> (blk + 7 * L + 4)
@@ -816,10 +849,10 @@ cdef struct Epoch:
 cdef int train_epoch_impl(
     const Net* net, Optimizer* opt, const Data* d, const Py_ssize_t* order,
     Py_ssize_t batch_size, floating* params, floating* grad, floating* work,
-    Dropout* drop, int nt, double* loss_out,
+    Dropout* drop, int nt, double* loss_out, cymlp_failure* fail,
 ) noexcept nogil:
     """One epoch of minibatch training, on up to nt threads. Returns 0, or -1
-    if out of memory.
+    (fail filled) if out of memory: then before any thread started.
 
     Minibatches are rows order[start:start+batch_size] (a shuffled epoch) or,
     with order NULL, consecutive blocks of rows used in place. `work` was laid
@@ -829,7 +862,7 @@ cdef int train_epoch_impl(
     cdef bint gather = order != NULL and d.indptr == NULL
     cdef Tables t
     cdef void** blk = layer_tables(net, params, work, batch_size, gather,
-                                   drop.rate if drop != NULL else NULL, &t)
+                                   drop.rate if drop != NULL else NULL, &t, fail)
     cdef Epoch e
     cdef int status
     if blk == NULL:
@@ -845,9 +878,13 @@ cdef int train_epoch_impl(
     e.drop = drop
     e.loss = 0.0
     nt = team_size(nt, call_chunks(net, min(batch_size, d.n_samples), True,
-                                  d.indptr != NULL, True))
+                                  d.indptr != NULL, True), fail)
+    if nt < 0:
+        free(blk)
+        return -1
     e.f32 = floating is float
-    status = run_team(nt, epoch_body, &e)
+    status = run_team(nt, epoch_body, &e, fail)
+    team_done(nt)
     loss_out[0] = e.loss
     free(blk)
     return status
@@ -1007,13 +1044,14 @@ cdef struct LossGrad:
 cdef int loss_grad_impl(
     const Net* net, double alpha, const Data* d,
     floating* params, floating* grad, floating* work, int nt, double* loss_out,
+    cymlp_failure* fail,
 ) noexcept nogil:
     """Loss over all rows at once and, unless grad is NULL, its gradient (for
     lbfgs; without grad, the validation loss), on up to nt threads. 0, or -1
-    if out of memory. `work` was laid out for at least d.n_samples rows,
-    without gather."""
+    (fail filled) if out of memory: then before any thread started. `work`
+    was laid out for at least d.n_samples rows, without gather."""
     cdef Tables t
-    cdef void** blk = layer_tables(net, params, work, d.n_samples, False, NULL, &t)
+    cdef void** blk = layer_tables(net, params, work, d.n_samples, False, NULL, &t, fail)
     cdef LossGrad lg
     cdef int status
     if blk == NULL:
@@ -1025,9 +1063,14 @@ cdef int loss_grad_impl(
     lg.grad = grad
     lg.t = &t
     lg.loss = 0.0
-    nt = team_size(nt, call_chunks(net, d.n_samples, grad != NULL, d.indptr != NULL, False))
+    nt = team_size(nt, call_chunks(net, d.n_samples, grad != NULL, d.indptr != NULL, False),
+                   fail)
+    if nt < 0:
+        free(blk)
+        return -1
     lg.f32 = floating is float
-    status = run_team(nt, loss_grad_body, &lg)
+    status = run_team(nt, loss_grad_body, &lg, fail)
+    team_done(nt)
     loss_out[0] = lg.loss
     free(blk)
     return status
@@ -1094,40 +1137,26 @@ cdef struct Predict:
 
 
 cdef int predict_chunks(
-    const Net* net, floating** W, floating** b, const Data* d,
-    floating* out, bint check_finite, Py_ssize_t chunk, Py_ssize_t c0, Py_ssize_t c1,
-    int nt,
+    const Net* net, Tables* t, const Data* d, floating* out, bint check_finite,
+    Py_ssize_t chunk, Py_ssize_t c0, Py_ssize_t c1, int nt, cymlp_failure* fail,
 ) noexcept nogil:
     """The forward pass of the row chunks c0..c1 (chunk rows each) into out,
-    with a workspace of its own and a team of up to nt threads inside each
-    chunk. Returns as predict_impl does."""
-    cdef Py_ssize_t L = net.n_layers, i
-    cdef floating* buf = <floating*> malloc(
-        max(workspace_size(net, chunk, False, False), 1) * sizeof(floating))
-    cdef Tables t
-    cdef void** blk = (layer_tables(net, <floating*> NULL, buf, chunk, False, NULL, &t)
-                       if buf != NULL else NULL)
+    over tables t (a workspace of chunk rows, the weights filled in), on a
+    team of nt threads whose resources the caller made sure of. Returns as
+    predict_impl does."""
     cdef Predict pr
     cdef int status
-    if buf == NULL or blk == NULL:
-        free(buf); free(blk)
-        return -1
-    for i in range(L):
-        t.W[i] = W[i]
-        t.b[i] = b[i]
     pr.net = net
     pr.d = d
     pr.out = out
-    pr.t = &t
+    pr.t = t
     pr.check_finite = check_finite
     pr.chunk = chunk
     pr.c0 = c0
     pr.c1 = c1
     pr.status = 0
-    nt = team_size(nt, call_chunks(net, min(chunk, d.n_samples), False, False, False))
     pr.f32 = floating is float
-    status = run_team(nt, predict_body, &pr)
-    free(blk); free(buf)
+    status = run_team(nt, predict_body, &pr, fail)
     return status if status != 0 else pr.status
 
 
@@ -1170,35 +1199,109 @@ cdef void predict_member(Predict* pr, const Member* me, floating* out) noexcept 
         par_rows(me, net, t, &b, X + start * n_in if spp == NULL else NULL, NULL)
 
 
+# One thread's share of a prediction split by row chunks.
+cdef struct PredictPart:
+    Tables t
+    void** blk                # t's allocation
+    int status
+    int threads               # the region's threads, as OpenMP made them
+    cymlp_failure fail
+
+
 cdef int predict_impl(
     const Net* net, floating** W, floating** b, const Data* d,
     floating* out, bint check_finite, Py_ssize_t chunk_rows, int nt,
+    cymlp_failure* fail,
 ) noexcept nogil:
     """out = forward pass of X, chunk_rows rows at a time, on up to nt threads.
 
-    Returns 0; -1 if out of memory; 1 if check_finite found a NaN or infinity
-    in dense X (out is then incomplete). W and b are the layer tables (the
-    weights need not be one packed buffer). With several chunks, each thread
-    takes a share of them with a workspace of its own; with one, the threads
-    share each pass inside it. Either way every chunk is computed the same.
+    Returns 0; -1 (fail filled) if out of memory, found before any thread
+    started; 1 if check_finite found a NaN or infinity in dense X (out is
+    then incomplete). W and b are the layer tables (the weights need not be
+    one packed buffer). With several chunks, each thread takes a share of
+    them with a workspace of its own; with one, the threads share each pass
+    inside it. Either way every chunk is computed the same.
+
+    Every buffer is made before any thread starts (a thread that could not
+    make its own would leave the others waiting at a barrier): first the
+    one workspace that any prediction needs, then, once the threads are
+    known, one for each other thread; without those, the threads share the
+    passes of each chunk instead.
     """
-    cdef Py_ssize_t n = d.n_samples, chunk = min(chunk_rows, n), p
+    cdef Py_ssize_t n = d.n_samples, chunk = min(chunk_rows, n), p, i
     cdef Py_ssize_t nch = (n + chunk - 1) // chunk
-    cdef int team = team_size(nt, nch), status = 0
-    cdef int* part_status
-    if team <= 1:
-        return predict_chunks(net, W, b, d, out, check_finite, chunk, 0, nch, nt)
-    part_status = <int*> malloc(team * sizeof(int))
-    if part_status == NULL:
+    cdef Py_ssize_t ws = max(workspace_size(net, chunk, False, False), 1)
+    cdef bint split = nt > 1 and nch > 1
+    cdef Py_ssize_t most = min(<Py_ssize_t> nt, nch) if split else 1
+    cdef int team, parts = 1, status = 0
+    cdef floating* buf = NULL
+    cdef floating* more = NULL
+    cdef PredictPart one
+    cdef PredictPart* part = &one
+    memset(&one, 0, sizeof(PredictPart))
+    if most > 1:
+        part = <PredictPart*> calloc(most, sizeof(PredictPart))
+    if part == NULL:
+        cymlp_fail(fail, "the prediction's tables", most * sizeof(PredictPart))
         return -1
-    for p in prange(team, num_threads=team, schedule="static",
-                     use_threads_if=nt > 1 and nch > 1):
-        part_status[p] = predict_chunks(net, W, b, d, out, check_finite, chunk,
-                                        chunk_at(nch, team, p), chunk_at(nch, team, p + 1), 1)
-    for p in range(team):
-        if part_status[p] == -1 or (part_status[p] == 1 and status == 0):
-            status = part_status[p]
-    free(part_status)
+    buf = <floating*> malloc(ws * sizeof(floating))
+    if buf == NULL:
+        cymlp_fail(fail, "the prediction's workspace", ws * sizeof(floating))
+        if part != &one:
+            free(part)
+        return -1
+    part[0].blk = layer_tables(net, <floating*> NULL, buf, chunk, False, NULL, &part[0].t, fail)
+    if part[0].blk == NULL:
+        free(buf)
+        if part != &one:
+            free(part)
+        return -1
+    team = team_size(nt, nch if split else call_chunks(net, chunk, False, False, False), fail)
+    if team < 0:
+        status = -1
+    elif split and team > 1:
+        more = <floating*> malloc((team - 1) * ws * sizeof(floating))
+        if more != NULL:
+            parts = team
+            for p in range(1, team):
+                part[p].blk = layer_tables(net, <floating*> NULL, more + (p - 1) * ws, chunk,
+                                           False, NULL, &part[p].t, &part[p].fail)
+                if part[p].blk == NULL:
+                    parts = 1
+                    break
+    for p in range(parts):
+        for i in range(net.n_layers):
+            part[p].t.W[i] = W[i]
+            part[p].t.b[i] = b[i]
+    if status == 0 and parts == 1:
+        # (split, but no room for the other threads' workspaces: the team
+        # shares each chunk, as far as a chunk has work for it)
+        status = predict_chunks(net, &part[0].t, d, out, check_finite, chunk, 0, nch,
+                                team if not split else
+                                <int> min(<Py_ssize_t> team,
+                                          call_chunks(net, chunk, False, False, False)),
+                                fail)
+    elif status == 0:
+        for p in prange(parts, num_threads=parts, schedule="static"):
+            part[p].status = predict_chunks(net, &part[p].t, d, out, check_finite, chunk,
+                                            chunk_at(nch, parts, p), chunk_at(nch, parts, p + 1),
+                                            1, &part[p].fail)
+            part[p].threads = omp_get_num_threads()
+        cymlp_resources_pool(part[0].threads)
+        for p in range(parts):
+            if part[p].status == -1 and status != -1:
+                status = -1
+                cymlp_fail(fail, part[p].fail.what, part[p].fail.bytes)
+            elif part[p].status == 1 and status == 0:
+                status = 1
+    if team >= 0:
+        team_done(team)
+    for p in range(most):
+        free(part[p].blk)
+    if part != &one:
+        free(part)
+    free(more)
+    free(buf)
     return status
 
 
@@ -1303,6 +1406,43 @@ PRIVATE_BLAS_PATH = _PRIVATE_BLAS["path"]
 
 if cymlp_fork_guard_install() != 0:
     raise ImportError("cymlp: could not register the engine's fork handler (pthread_atfork)")
+
+# OpenBLAS's allocator of work buffers, to make buffers before the threads
+# that need them start (see _resources.h and _blas_loader).
+def _init_resources():
+    from ._blas_loader import private_blas_allocator
+    alloc, release = private_blas_allocator(_PRIVATE_BLAS)
+    if cymlp_resources_init(<cymlp_blas_alloc_fn> <size_t> alloc,
+                            <cymlp_blas_free_fn> <size_t> release) != 0:
+        raise ImportError("cymlp: could not register the engine's fork handler "
+                          "(pthread_atfork)")
+
+
+_init_resources()
+
+
+def _resources(probe_fails=None):
+    """Test hook: what _resources.h found and did, as a dict: ``probes`` and
+    ``probes_failed`` since the last call (which resets them; a probe tries
+    the new threads of a team before libgomp makes them), ``blas`` (how
+    OpenBLAS keeps its work buffers: "shared", "per-thread", or None where
+    it is not OpenBLAS), ``blas_buffer_bytes`` (one buffer; None if not
+    measured), ``blas_buffers`` (those made so far, shared table). With
+    probe_fails (True / False), first makes every probe fail from now on, or
+    not: the calls then run on one thread."""
+    global cymlp_probes_run, cymlp_probes_failed, cymlp_probe_fails
+    if probe_fails is not None:
+        cymlp_probe_fails = 1 if probe_fails else 0
+    found = {
+        "probes": cymlp_probes_run,
+        "probes_failed": cymlp_probes_failed,
+        "blas": {0: None, 1: "shared", 2: "per-thread"}[cymlp_blas_kind],
+        "blas_buffer_bytes": cymlp_blas_bytes if cymlp_blas_measured else None,
+        "blas_buffers": cymlp_blas_ready,
+    }
+    cymlp_probes_run = 0
+    cymlp_probes_failed = 0
+    return found
 
 
 def _forked_serial():
@@ -1841,10 +1981,23 @@ cdef class Trainer:
         self.network.check_params(params, self.dtype, writeable)
 
 
+def _format_bytes(size_t n):
+    return "%d bytes" % n if n < 2**20 else "%.1f MiB" % (n / 2**20)
+
+
+cdef _out_of_memory(const cymlp_failure* fail):
+    """The MemoryError of an engine call that returned -1 (scikit-learn's
+    exception for an allocation that fails)."""
+    what = fail.what.decode("utf-8") if fail.what != NULL else "memory"
+    return MemoryError("cymlp: could not allocate %s for %s"
+                       % (_format_bytes(fail.bytes), what))
+
+
 cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1] params,
                 Dropout* drop):
     cdef double loss_sum = 0.0
     cdef int status = 0
+    cdef cymlp_failure fail = cymlp_failure(NULL, 0)
     cdef floating[::1] grad = self.grad
     cdef floating[::1] work = self._work
     cdef int nt
@@ -1853,9 +2006,9 @@ cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1]
         with nogil:
             status = train_epoch_impl(&self.network.net, &self.opt, &rows.data, order,
                                       self.max_rows, &params[0], &grad[0], &work[0], drop,
-                                      nt, &loss_sum)
+                                      nt, &loss_sum, &fail)
     if status != 0:
-        raise MemoryError("cymlp: could not allocate the layer tables")
+        raise _out_of_memory(&fail)
     return loss_sum
 
 
@@ -1866,13 +2019,14 @@ cdef _loss_grad(Trainer self, _Rows rows, floating[::1] params, double alpha, bi
     cdef floating[::1] work = self._work
     cdef floating* g = &grad[0] if with_grad else NULL
     cdef int nt
+    cdef cymlp_failure fail = cymlp_failure(NULL, 0)
     with _EngineCall() as call:
         nt = call.threads
         with nogil:
             status = loss_grad_impl(&self.network.net, alpha, &rows.data, &params[0], g,
-                                    &work[0], nt, &loss)
+                                    &work[0], nt, &loss, &fail)
     if status != 0:
-        raise MemoryError("cymlp: could not allocate the layer tables")
+        raise _out_of_memory(&fail)
     return loss
 
 
@@ -1883,11 +2037,14 @@ cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
     cdef Py_ssize_t L = self.net.n_layers, i
     cdef floating** W
     cdef int status = 0, nt
+    cdef cymlp_failure fail = cymlp_failure(NULL, 0)
     if out.shape[0] == 0:
         return True
     W = <floating**> malloc(2 * L * sizeof(floating*))
     if W == NULL:
-        raise MemoryError()
+        fail.what = "the weights' table"
+        fail.bytes = 2 * L * sizeof(floating*)
+        raise _out_of_memory(&fail)
     try:
         # The lists keep the arrays alive while the pointers are in use; the
         # kernels only read the weights, which may be read-only (a memmap).
@@ -1898,9 +2055,9 @@ cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
             nt = call.threads
             with nogil:
                 status = predict_impl(&self.net, W, W + L, &rows.data, &out[0, 0],
-                                      check_finite, chunk_rows, nt)
+                                      check_finite, chunk_rows, nt, &fail)
         if status < 0:
-            raise MemoryError()
+            raise _out_of_memory(&fail)
         return status == 0
     finally:
         free(W)

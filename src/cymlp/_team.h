@@ -99,6 +99,12 @@ static inline void cymlp_team_enter(cymlp_team *tm, int size)
     atomic_compare_exchange_strong(&tm->size, &unset, size);
 }
 
+/* The threads that entered the team (after its region: its size). */
+static inline int cymlp_team_size(cymlp_team *tm)
+{
+    return atomic_load(&tm->size);
+}
+
 /* The calling thread's next chunk of the current pass (>= the pass's number
  * of chunks: none left). */
 static inline ptrdiff_t cymlp_team_claim(cymlp_team *tm)
