@@ -5,7 +5,9 @@ for scikit-learn's: the same parameters, attributes, errors and, for the same
 ``random_state``, the same trained weights. Training runs a whole epoch per
 compiled call, without the GIL. Options scikit-learn lacks (more activations,
 dropout, class_weight, a validation set of your own, validation loss curves,
-callbacks) are off by default.
+callbacks) are off by default. ``cymlp.patch_sklearn()`` (or ``python -m
+cymlp.patch script.py``) puts the two estimators in place of scikit-learn's
+for code that imports them from ``sklearn.neural_network``.
 """
 
 import os as _os
@@ -41,6 +43,11 @@ from ._regressor import MLPRegressor  # noqa: E402
 __version__ = "0.1.0"
 
 
+# Loaded on first use: patching is for the few who ask for it, and `import
+# cymlp` must neither load its machinery nor import sklearn.neural_network.
+_PATCHING = ("patch_sklearn", "unpatch_sklearn", "sklearn_is_patched")
+
+
 def __getattr__(name):
     # to_onnx needs the optional onnx extra (skl2onnx, onnx): imported on
     # first use, so that cymlp itself imports without it
@@ -48,7 +55,15 @@ def __getattr__(name):
         from ._onnx import to_onnx
 
         return to_onnx
+    if name in _PATCHING:
+        from . import _patching
+
+        return getattr(_patching, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "to_onnx", *_PATCHING})
 
 
 __all__ = [
@@ -57,4 +72,7 @@ __all__ = [
     "ProgressBar",
     "TrainingCurveDisplay",
     "__version__",
+    "patch_sklearn",
+    "sklearn_is_patched",
+    "unpatch_sklearn",
 ]
