@@ -13,6 +13,7 @@ ORDER = [
     "plot_hidden_features.py",
     "plot_grid_search.py",
     "plot_speed.py",
+    "plot_patch_sklearn.py",
     "plot_benchmark_suite.py",
 ]
 
