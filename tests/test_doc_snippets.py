@@ -236,7 +236,7 @@ def _public_objects():
     import cymlp
 
     names = ["MLPClassifier", "MLPRegressor", "ProgressBar", "TrainingCurveDisplay",
-             "to_onnx"]
+             "to_onnx", "patch_sklearn", "unpatch_sklearn", "sklearn_is_patched"]
     return names
 
 
