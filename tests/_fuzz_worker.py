@@ -458,11 +458,6 @@ KNOWN_DEFECTS = {
     # predictions for longdouble input: scikit-learn's X @ coef gives
     # longdouble outputs, cymlp float64 (test_longdouble_input_output_dtype)
     "longdouble outputs",
-    # float32 X with regression targets near float32's range: scikit-learn
-    # keeps y in float64, so its output deltas and gradients are float64;
-    # cymlp casts y to float32, the gradients overflow and the fit fails
-    # with "non-finite parameter weights" (test_float32_regression_large_targets)
-    "float32 regression large targets",
 }
 
 # Behaviour where scikit-learn has a bug and cymlp deliberately differs, not
@@ -479,15 +474,6 @@ UNDOCUMENTED_DEVIATIONS = {
 def _categorical_frame(X):
     return ("predict categorical frame" in KNOWN_DEFECTS and isinstance(X, pd.DataFrame)
             and any(isinstance(d, pd.CategoricalDtype) for d in X.dtypes))
-
-
-def _large_targets(which, y):
-    if which != "regressor" or "float32 regression large targets" not in KNOWN_DEFECTS:
-        return False
-    try:
-        return bool(np.nanmax(np.abs(np.asarray(y, dtype=float))) > 1e18)
-    except (TypeError, ValueError):
-        return False
 
 
 def _string_targets(which, y):
@@ -539,9 +525,6 @@ def _allowances(which, params, y, sw):
         ("known defect: regressor string targets",
          lambda sk, cy: _string_targets(which, y)
          and (isinstance(sk.error, TypeError) or isinstance(cy.error, TypeError))),
-        ("known defect: float32 regression with large targets",
-         lambda sk, cy: _large_targets(which, y) and sk.error is None
-         and cy.error is not None and "non-finite" in str(cy.error)),
     ]
 
 

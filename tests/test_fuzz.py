@@ -292,8 +292,10 @@ def test_float32_regression_large_targets(scale, global_random_seed):
     # float32 X, targets beyond float32's range (finite in float64):
     # scikit-learn keeps y in float64, so its output deltas and gradients are
     # float64 and adam (which normalises the step) trains to finite weights.
-    # cymlp casts y to float32, where the targets become inf, and the fit
-    # raises "non-finite parameter weights".
+    # cymlp once cast y to float32, where the targets become inf, and the fit
+    # raised "non-finite parameter weights"; such targets now train in
+    # scikit-learn's arithmetic from the start, float32 weights included
+    # (tests/test_float32_extremes.py covers the targets float32 can hold).
     rng = np.random.RandomState(global_random_seed)
     X = rng.normal(size=(20, 3)).astype(np.float32)
     y = rng.normal(size=20) * scale
@@ -302,11 +304,9 @@ def test_float32_regression_large_targets(scale, global_random_seed):
     cy = _outcome(lambda: cymlp.MLPRegressor(**params).fit(X, y))
     assert isinstance(sk, SkMLPRegressor)
     assert isinstance(cy, cymlp.MLPRegressor), f"scikit-learn fits, cymlp raises {cy!r}"
-    # A documented deviation: such targets do not fit in float32, so cymlp
-    # trains in float64 (scikit-learn keeps float32 weights beside float64
-    # deltas); the fit succeeds with finite weights either way.
     assert all(np.isfinite(c).all() for c in cy.coefs_)
-    assert all(c.dtype == np.float64 for c in cy.coefs_)
+    assert all(c.dtype == np.float32 for c in cy.coefs_ + cy.intercepts_)
+    np.testing.assert_allclose(cy.predict(X), sk.predict(X), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("how", ["partial_fit", "warm_start"])

@@ -49,12 +49,14 @@ from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network, Trainer
 from ._hidden import _HiddenLayersMixin
 from ._training import (
     _as_callback_list,
+    _beyond_float32,
     _callbacks_say_stop,
     _deferred_keyboard_interrupt,
     _EarlyStopping,
     _engine_input,
     _EpochRun,
     _FitTask,
+    _Float64Backward,
     _Optimizer,
     _ValidationLoss,
 )
@@ -471,12 +473,18 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
         dtype = X.dtype if first_pass else coefs[0].dtype
         if dtype != np.float32:
             dtype = np.float64
-        if dtype == np.float32 and y.dtype.kind == "f" and np.any(
-            np.abs(y) > np.finfo(np.float32).max
-        ):
-            # regression targets beyond float32's range: train in float64
-            # (sklearn keeps such targets in float64 beside float32 weights)
-            dtype = np.float64
+        float64_backward = None
+        if dtype == np.float32:
+            widened = self._moments_widened(incremental)
+            if widened or self._targets_promote(y):
+                # float32 weights whose gradients scikit-learn computes in
+                # float64: trained in float32 until that overflows, in
+                # float64 from the start for data float32 cannot hold or
+                # moments that already are float64
+                float64_backward = _Float64Backward(
+                    sample_weight,
+                    active=widened or _beyond_float32(y) or _beyond_float32(sample_weight),
+                )
         network, params = self._packed_params(layer_units, coefs, intercepts, dtype)
 
         X = _engine_input(X, dtype)
@@ -486,13 +494,14 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
         if self.solver == "lbfgs":
             # one subtask per iteration, and one that scipy never runs
             task = _FitTask(self, X_given, y_given, sample_weight, self.max_iter + 1)
-            self._fit_lbfgs(X, y, sample_weight, network, params, callbacks, task)
+            self._fit_lbfgs(X, y, sample_weight, network, params, callbacks, task,
+                            float64_backward)
         else:
             task = _FitTask(self, X_given, y_given, sample_weight,
                             1 if incremental else self.max_iter)
             self._fit_stochastic(
                 X, y, sample_weight, network, params, incremental, dropout, validation,
-                callbacks, task,
+                callbacks, task, float64_backward,
             )
 
         if not np.isfinite(self._params).all():
@@ -528,6 +537,32 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
         """Hook for MLPClassifier's class_weight; regressors have none."""
         return sample_weight
 
+    def _targets_promote(self, y):
+        """Whether scikit-learn's output delta ``activations[-1] - y`` is
+        float64 beside float32 weights (see _training._Float64Backward).
+
+        Parameters
+        ----------
+        y : ndarray
+            The validated targets.
+
+        Returns
+        -------
+        promote : bool
+            False here: a classifier's targets are encoded as booleans, and
+            its arithmetic stays float32. MLPRegressor overrides it.
+        """
+        return False
+
+    def _moments_widened(self, incremental):
+        """Whether partial_fit continues an optimizer whose moments are
+        float64 beside float32 weights: scikit-learn's moments stay float64
+        once a float64 gradient made them so, and so does cymlp's training
+        in scikit-learn's arithmetic (see _training._Float64Backward)."""
+        optimizer = getattr(self, "_optimizer", None) if incremental else None
+        state1 = getattr(optimizer, "state1", None)
+        return isinstance(state1, np.ndarray) and state1.dtype == np.float64
+
     def _user_validation_set(self, X_val, y_val, sample_weight_val, dtype):
         """Validate a user's validation set like the training data."""
         X_val = validate_data(
@@ -543,21 +578,32 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
             sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
         return X_val, y_val, sample_weight_val
 
-    def _fit_lbfgs(self, X, y, sample_weight, network, params, callbacks, task):
+    def _fit_lbfgs(self, X, y, sample_weight, network, params, callbacks, task,
+                   float64_backward=None):
         """Minimise the full-data loss with scipy's L-BFGS-B, from ``params``.
 
         scipy hands each candidate point ``x`` (packed like our parameter
         buffer, in its dtype) straight to the engine: no unpacking, no copy of
-        the weights per evaluation. The result is published at the end.
+        the weights per evaluation. The result is published at the end. With
+        ``float64_backward`` (a _Float64Backward), a point where float32
+        overflows is evaluated again in scikit-learn's float64 arithmetic.
         """
-        Y = np.ascontiguousarray(y, dtype=params.dtype)
-        trainer = Trainer(network, params.dtype, max(X.shape[0], 1))
+        wide = float64_backward
+        if wide is not None:
+            wide.use_rows(network, X, y, wide.sample_weight, max_rows=max(X.shape[0], 1))
+        Y = None
+        if wide is None or not wide.active:
+            Y = np.ascontiguousarray(y, dtype=params.dtype)
+            trainer = Trainer(network, params.dtype, max(X.shape[0], 1))
         alpha = float(self.alpha)
 
         def loss_grad(x):
-            loss, grad = trainer.loss_grad(X, Y, sample_weight, x, alpha)
-            # scipy may keep the gradient it was given: hand over a copy
-            return loss, grad.copy()
+            if Y is not None:
+                loss, grad = trainer.loss_grad(X, Y, sample_weight, x, alpha)
+                if wide is None or (np.isfinite(loss) and np.isfinite(grad).all()):
+                    # scipy may keep the gradient it was given: hand over a copy
+                    return loss, grad.copy()
+            return wide.loss_grad(x, alpha)
 
         iteration = 0
         subtask = task.begin_subtask(lambda: network.views(params), "lbfgs-iteration")
@@ -617,20 +663,27 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
 
     def _fit_stochastic(
         self, X, y, sample_weight, network, params, incremental, dropout, validation,
-        callbacks, task,
+        callbacks, task, float64_backward=None,
     ):
         """Train ``params`` (this fit's own buffer) epoch by epoch."""
+        wide = float64_backward
+        # moments in float64 beside float32 weights: scikit-learn's arithmetic
+        moments_dtype = np.float64 if wide is not None and wide.active else params.dtype
         # As scikit-learn: a new optimizer for every fit (warm_start too), and
         # partial_fit continues the last one, settings included. A continued
         # model whose weights changed dtype starts new moments.
         optimizer = getattr(self, "_optimizer", None)
-        if not incremental or optimizer is None or optimizer.state1.dtype != params.dtype:
-            optimizer = _Optimizer(self, params.size, params.dtype)
-        elif not optimizer.matches(params.size, params.dtype):
+        if (incremental and optimizer is not None and moments_dtype == np.float64
+                and params.dtype == np.float32 and optimizer.state1.dtype == np.float32):
+            # float32 moments continued in scikit-learn's arithmetic
+            optimizer = optimizer.widened()
+        if not incremental or optimizer is None or optimizer.state1.dtype != moments_dtype:
+            optimizer = _Optimizer(self, params.size, moments_dtype)
+        elif not optimizer.matches(params.size, moments_dtype):
             raise ValueError(
                 "The optimizer state (_optimizer) does not match the network: "
                 "its moments must have %d entries of dtype %s."
-                % (params.size, params.dtype)
+                % (params.size, moments_dtype)
             )
         else:
             optimizer = optimizer.with_own_moments()
@@ -643,11 +696,16 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
             X_train, y_train, sw_train = X, y, sample_weight
             X_val, y_val, sw_val = validation
             Y_val = self._encode_targets(y_val)
+            sw_wide = None if wide is None else wide.sample_weight
         elif early_stopping:
             # stratified split for classifiers, except for multilabel targets
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = y if should_stratify else None
             arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            if wide is not None and sample_weight is not None:
+                # the weights as given, split with the rest (the split's
+                # draws depend on the number of rows alone)
+                arrays += (wide.sample_weight,)
             split = train_test_split(
                 *arrays,
                 random_state=self._random_state,
@@ -655,7 +713,8 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
                 stratify=stratify,
             )
             X_train, X_val, y_train, Y_val = split[:4]
-            sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
+            sw_train, sw_val = split[4:6] if sample_weight is not None else (None, None)
+            sw_wide = split[6] if len(split) > 6 else None
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
@@ -665,6 +724,7 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
             X_train = _engine_input(X_train, params.dtype)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
+            sw_wide = None if wide is None else wide.sample_weight
 
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
@@ -678,29 +738,31 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         gather = self.shuffle and not sp.issparse(X_train)
+        settings = dict(max_rows=batch_size, gather=gather, dropout=dropout)
+        if wide is not None:
+            wide.use_rows(network, X_train, y_train, sw_wide, **settings)
+        float32_epochs = wide is None or not wide.active
         run = _EpochRun(
+            network=network,
             trainer=Trainer(
-                network,
-                params.dtype,
-                batch_size,
-                gather=gather,
-                dropout=dropout,
-                optimizer=optimizer.engine_settings(),
-            ),
+                network, params.dtype, optimizer=optimizer.engine_settings(), **settings
+            ) if float32_epochs else None,
             optimizer=optimizer,
             params=params,
             X=X_train,
-            Y=np.ascontiguousarray(y_train, dtype=params.dtype),
+            Y=np.ascontiguousarray(y_train, dtype=params.dtype) if float32_epochs else None,
             sample_weight=sw_train,
             order=np.arange(n_samples, dtype=np.intp) if self.shuffle else None,
             dropout=dropout is not None,
+            float64_backward=wide,
         )
         if early_stopping:
             run.validation = _EarlyStopping(
                 X=X_val,
                 y=y_val,
                 sample_weight=sw_val,
-                loss=_ValidationLoss(network, X_val, Y_val, sw_val, params.dtype),
+                loss=_ValidationLoss(network, X_val, Y_val, sw_val, params.dtype,
+                                     float64_backward=wide is not None),
                 best_params=params.copy(),
                 scorer=None if self.scoring in (None, "loss")
                 else check_scoring(self, scoring=self.scoring),
@@ -717,7 +779,7 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
         epoch's counters and loss curve.
         """
         n_samples = run.X.shape[0]
-        network, validation = run.trainer.network, run.validation
+        network, validation = run.network, run.validation
         params, optimizer = run.params, run.optimizer
 
         def weights():
@@ -732,7 +794,6 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
                 if epoch:
                     # the last epoch's buffers are published: train copies
                     params, optimizer = params.copy(), optimizer.with_own_moments()
-                    run.trainer.set_moments(optimizer.state1, optimizer.state2)
                 if run.order is not None:
                     # scikit-learn's shuffle(sample_idx, random_state) draws a
                     # permutation with RandomState.shuffle(arange(n)) and indexes
@@ -747,17 +808,8 @@ class _BaseMLP(_HiddenLayersMixin, CallbackSupportMixin, BaseEstimator):
                     # the default keeps scikit-learn's random stream)
                     seed = int(self._random_state.randint(0, 2**63 - 1, dtype=np.int64))
                 # alpha is read per epoch, as scikit-learn reads it per batch
-                loss_sum = run.trainer.run_epoch(
-                    run.X,
-                    run.Y,
-                    run.sample_weight,
-                    run.order,
-                    params,
-                    float(self.alpha),
-                    optimizer.learning_rate,
-                    dropout_seed=seed,
-                )
-                optimizer.t = run.trainer.t
+                loss_sum, optimizer = run.epoch(params, optimizer, float(self.alpha),
+                                                optimizer.learning_rate, seed)
                 # numpy.float64 whatever the dtype, as sklearn (its losses go
                 # through float64 targets or scipy.special.xlogy)
                 loss = np.float64(loss_sum / n_samples)

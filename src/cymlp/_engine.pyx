@@ -41,6 +41,7 @@ from ._kernels cimport (
     UnaryLoop, ufunc_loop,
     bias_activate, multiply_derivative, loss_and_delta, is_mean_over_outputs, column_sums,
     sgd_step, adam_step, needs_preactivation, dropout_forward, splitmix64_skip, all_finite,
+    narrow_to_float32,
     cymlp_adam_select, cymlp_fma_quotient_supported, cymlp_avx2_quotient_supported,
     cymlp_avx2_picks_ps, cymlp_avx2_picks_pd,
     cymlp_adam_path_f, cymlp_adam_path_d, cymlp_adam_quotients_f, cymlp_adam_quotients_d,
@@ -296,11 +297,13 @@ cdef inline double step_range(const Optimizer* opt, floating* w, const floating*
     cdef double* sq_out
     cdef floating* s1 = <floating*> opt.state1
     cdef floating* s2 = <floating*> opt.state2
+    cdef bint narrow = floating is double and opt.params32 != NULL
     for part in range(2):
         lo = e0 if part == 0 else max(e0, n_coefs)
         hi = min(e1, n_coefs) if part == 0 else e1
         alpha = opt.alpha if part == 0 else 0.0
-        sq_out = &sq if part == 0 and want_sq else NULL
+        # narrowed weights: their squares are summed once rounded, below
+        sq_out = &sq if part == 0 and want_sq and not narrow else NULL
         if hi <= lo:
             continue
         if opt.kind == ADAM:
@@ -309,6 +312,12 @@ cdef inline double step_range(const Optimizer* opt, floating* w, const floating*
         else:
             sgd_step(w + lo, g + lo, s1 + lo, hi - lo, alpha, sw_sum, opt.lr,
                      opt.momentum, opt.nesterov, sq_out)
+        if floating is double:
+            if narrow:
+                # float32 weights += a float64 step: numpy adds in float64 and
+                # stores the sum rounded to float32 (inf past float32's range)
+                sq += narrow_to_float32(w + lo, opt.params32 + lo, hi - lo,
+                                        part == 0 and want_sq)
     return sq
 
 
@@ -368,6 +377,10 @@ cdef struct Optimizer:
     Py_ssize_t t              # adam: steps taken so far
     void* state1              # sgd velocity / adam first moment
     void* state2              # adam second moment, or NULL
+    # A double optimizer of float32 weights (Trainer's float32_weights): each
+    # step rounds the weights to float32 and writes them here too, for the
+    # float32 forward pass; NULL otherwise.
+    float* params32
 
 
 cdef struct Data:
@@ -393,13 +406,19 @@ cdef inline Py_ssize_t sparse_row(const SparseRows* sp, Py_ssize_t r) noexcept n
     return sp.idx[r] if sp.idx != NULL else sp.start + r
 
 
+ctypedef fused stored:
+    float
+    double
+
+
 cdef void csr_times_dense(
-    const floating* data, const SparseRows* sp, Py_ssize_t rows,
+    const stored* data, const SparseRows* sp, Py_ssize_t rows,
     const floating* W, Py_ssize_t n_out,   # IN  W: n_in x n_out
     floating* out,                          # OUT rows x n_out
 ) noexcept nogil:
     """out = X[rows] @ W for CSR X, accumulating the nonzeros of a row in order
-    (the order of scipy's csr @ dense)."""
+    (the order of scipy's csr @ dense). The values may be stored wider than
+    the product is computed (double values of float32 X, for a mixed call)."""
     cdef Py_ssize_t r, p, k, i
     cdef floating v
     cdef floating* o
@@ -410,7 +429,7 @@ cdef void csr_times_dense(
             o[k] = 0
         i = sparse_row(sp, r)
         for p in range(sp.indptr[i], sp.indptr[i + 1]):
-            v = data[p]
+            v = <floating> data[p]
             w = W + sp.indices[p] * n_out
             for k in range(n_out):
                 o[k] = o[k] + v * w[k]
@@ -522,6 +541,7 @@ cdef struct Batch:
     const void* y             # targets, row r at idx[r] (or r); NULL: forward only
     const void* sw            # sample weights indexed like y, or NULL
     bint backward             # with y: the hidden layers' deltas too
+    bint x_double             # X holds doubles while the pass is float (a mixed call)
 
 
 cdef inline Py_ssize_t row_chunks(const Net* net, Py_ssize_t rows) noexcept nogil:
@@ -556,13 +576,10 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
     cdef floating** W = <floating**> t.W
     cdef floating** act = <floating**> t.act
     cdef floating** inp = <floating**> t.inp
-    cdef floating** delta = <floating**> t.delta
     cdef floating** pre = <floating**> t.pre
     cdef floating** mask = <floating**> t.mask
     cdef floating* gathered = <floating*> t.gathered
     cdef const floating* X = <const floating*> b.X
-    cdef const floating* y = <const floating*> b.y
-    cdef const floating* sw = <const floating*> b.sw
     cdef const floating* a
     cdef SparseRows sp
     cdef uint64_t state = drop.state if drop != NULL else 0, s
@@ -578,7 +595,10 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
                 sp.idx = sp.idx + r0
             else:
                 sp.start = sp.start + r0
-            csr_times_dense(X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
+            if floating is float and b.x_double:
+                csr_times_dense(<const double*> b.X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
+            else:
+                csr_times_dense(X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
         else:
             a = x0 if i == 0 else inp[i]
             gemm(False, False, <int> m, <int> u[i + 1], <int> u[i], <floating> 1,
@@ -596,8 +616,24 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             dropout_forward(act[i + 1] + r0 * u[i + 1], inp[i + 1] + r0 * u[i + 1],
                             mask[i + 1] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
             state = past_masks(drop, net, i + 1, b.rows, state)
-    if y == NULL:
-        return
+    if b.y != NULL:
+        row_backward(net, t, b, r0, r1, drop, <floating> 0)
+
+
+cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
+                       Py_ssize_t r1, const Dropout* drop, floating dtype_tag) noexcept nogil:
+    """The loss and output delta of rows r0..r1 (their forward pass done),
+    and with b.backward the hidden layers' deltas; dtype_tag only selects
+    the precision."""
+    cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers
+    cdef Py_ssize_t* u = net.units
+    cdef floating** W = <floating**> t.W
+    cdef floating** act = <floating**> t.act
+    cdef floating** delta = <floating**> t.delta
+    cdef floating** pre = <floating**> t.pre
+    cdef floating** mask = <floating**> t.mask
+    cdef const floating* y = <const floating*> b.y
+    cdef const floating* sw = <const floating*> b.sw
     # targets and weights are indexed through idx, or consecutive
     loss_and_delta(act[L] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
                    b.idx + r0 if b.idx != NULL else NULL,
@@ -618,17 +654,74 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
                 delta[i - 1][e] = delta[i - 1][e] * mask[i][e]
 
 
+cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b,
+                          const double* x0, Py_ssize_t r0, Py_ssize_t r1,
+                          const Dropout* drop) noexcept nogil:
+    """Rows r0..r1 as numpy computes them for float32 X and weights beside
+    float64 targets: the forward pass in float32 (t32, over the float32
+    copy of the weights), its values widened into t for the loss and the
+    backward pass in float64. X is float64 holding float32 values.
+
+    The float32 forward pass is the float32 engine's own, so it overflows
+    (a product past float32's range, a partial sum of one) where float32
+    arithmetic does; the backward pass then starts from its values, inf
+    included, as scikit-learn's does.
+    """
+    cdef Py_ssize_t i, e, k, lo, hi, L = net.n_layers, n_in = net.units[0]
+    cdef Py_ssize_t* u = net.units
+    cdef float* rows32 = <float*> t32.gathered
+    cdef double* gathered = <double*> t.gathered
+    cdef const double* X = <const double*> b.X
+    cdef const double* src
+    cdef Batch f = b[0]
+    f.y = NULL
+    if b.sp == NULL:
+        # the float32 rows of the chunk (X's own values), and for a shuffled
+        # epoch the float64 rows that the first layer's gradient reads
+        for e in range(r0, r1):
+            src = X + b.idx[e] * n_in if b.idx != NULL else x0 + e * n_in
+            if b.idx != NULL and gathered != NULL:
+                memcpy(gathered + e * n_in, src, n_in * sizeof(double))
+            for k in range(n_in):
+                rows32[e * n_in + k] = <float> src[k]
+        f.idx = NULL
+    else:
+        f.x_double = True
+    row_block(net, t32, &f, <const float*> rows32, r0, r1, drop)
+    for i in range(1, L + 1):
+        lo = r0 * u[i]
+        hi = r1 * u[i]
+        for e in range(lo, hi):
+            (<double*> t.act[i])[e] = (<float*> t32.act[i])[e]
+        if t.pre != NULL and i < L:
+            for e in range(lo, hi):
+                (<double*> t.pre[i])[e] = (<float*> t32.pre[i])[e]
+        if drop != NULL and i < L and drop.rate[i] > 0:
+            for e in range(lo, hi):
+                (<double*> t.inp[i])[e] = (<float*> t32.inp[i])[e]
+                (<double*> t.mask[i])[e] = (<float*> t32.mask[i])[e]
+    if b.y != NULL:
+        row_backward(net, t, b, r0, r1, drop, <double> 0)
+
+
 cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b,
-                     const floating* x0, Dropout* drop) noexcept nogil:
+                     const floating* x0, Dropout* drop, Tables* t32=NULL) noexcept nogil:
     """The row pass, by the team, in fixed chunks of rows. With targets,
     returns the rows' weighted losses added in row order, as the serial
     kernel adds them (by every thread: each returns the same total). `drop`
     is the calling thread's generator (or NULL): every thread moves it past
-    the pass's masks."""
+    the pass's masks. With t32 (double only), the rows of a mixed call (see
+    row_block_mixed)."""
     cdef Py_ssize_t nch = row_chunks(net, b.rows), i, r
     cdef double total = 0.0
     cdef Py_ssize_t ch = claim(me)
     while ch < nch:
+        if floating is double:
+            if t32 != NULL:
+                row_block_mixed(net, t32, t, b, x0, chunk_at(b.rows, nch, ch),
+                                chunk_at(b.rows, nch, ch + 1), drop)
+                ch = claim(me)
+                continue
         row_block(net, t, b, x0, chunk_at(b.rows, nch, ch), chunk_at(b.rows, nch, ch + 1),
                   drop)
         ch = claim(me)
@@ -841,6 +934,7 @@ cdef struct Epoch:
     void* params
     void* grad
     Tables* t
+    Tables* t32               # a mixed call's float32 forward pass (see row_block_mixed), or NULL
     Dropout* drop             # the caller's generator state, or NULL
     bint f32                  # params and grad are float (else double)
     double loss               # OUT the sum over minibatches of loss * rows
@@ -849,7 +943,7 @@ cdef struct Epoch:
 cdef int train_epoch_impl(
     const Net* net, Optimizer* opt, const Data* d, const Py_ssize_t* order,
     Py_ssize_t batch_size, floating* params, floating* grad, floating* work,
-    Dropout* drop, int nt, double* loss_out, cymlp_failure* fail,
+    Dropout* drop, int nt, double* loss_out, cymlp_failure* fail, float* work32=NULL,
 ) noexcept nogil:
     """One epoch of minibatch training, on up to nt threads. Returns 0, or -1
     (fail filled) if out of memory: then before any thread started.
@@ -857,16 +951,27 @@ cdef int train_epoch_impl(
     Minibatches are rows order[start:start+batch_size] (a shuffled epoch) or,
     with order NULL, consecutive blocks of rows used in place. `work` was laid
     out for batch_size rows, with the gather region when order is given and X
-    dense.
+    dense. With work32 (double only: a mixed call, opt.params32 the float32
+    weights), the forward passes run in float32 over work32, laid out for
+    batch_size rows with the gather region.
     """
     cdef bint gather = order != NULL and d.indptr == NULL
-    cdef Tables t
+    cdef Tables t, t32
     cdef void** blk = layer_tables(net, params, work, batch_size, gather,
                                    drop.rate if drop != NULL else NULL, &t, fail)
+    cdef void** blk32 = NULL
     cdef Epoch e
     cdef int status
     if blk == NULL:
         return -1
+    e.t32 = NULL
+    if work32 != NULL:
+        blk32 = layer_tables(net, opt.params32, work32, batch_size, True,
+                             drop.rate if drop != NULL else NULL, &t32, fail)
+        if blk32 == NULL:
+            free(blk)
+            return -1
+        e.t32 = &t32
     e.net = net
     e.opt = opt
     e.d = d
@@ -881,12 +986,14 @@ cdef int train_epoch_impl(
                                   d.indptr != NULL, True), fail)
     if nt < 0:
         free(blk)
+        free(blk32)
         return -1
     e.f32 = floating is float
     status = run_team(nt, epoch_body, &e, fail)
     team_done(nt)
     loss_out[0] = e.loss
     free(blk)
+    free(blk32)
     return status
 
 
@@ -955,6 +1062,7 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
     b.X = X
     b.sp = spp
     b.backward = True
+    b.x_double = False
     # The L2 penalty: Adam's step also sums the squares of the coefficients it
     # writes, the next minibatch's penalty, where the divider leaves the
     # arithmetic free (about 0.03 ns per float64 parameter cheaper than a
@@ -1003,7 +1111,7 @@ cdef void epoch_member(Epoch* e, const Member* me, floating* params) noexcept no
         else:
             sw_sum = rows
 
-        wloss = par_rows(me, net, t, &b, x0, drop_p)
+        wloss = par_rows(me, net, t, &b, x0, drop_p, e.t32)
         if me.leader:
             # (the parameters change only in the step, after the next barrier)
             if not fold_sq and opt.alpha != 0:
@@ -1038,24 +1146,36 @@ cdef struct LossGrad:
     void* grad                # NULL: the loss only
     Tables* t
     bint f32                  # params and grad are float (else double)
+    Tables* t32               # a mixed call's float32 forward pass, or NULL
     double loss               # OUT
 
 
 cdef int loss_grad_impl(
     const Net* net, double alpha, const Data* d,
     floating* params, floating* grad, floating* work, int nt, double* loss_out,
-    cymlp_failure* fail,
+    cymlp_failure* fail, float* params32=NULL, float* work32=NULL,
 ) noexcept nogil:
     """Loss over all rows at once and, unless grad is NULL, its gradient (for
     lbfgs; without grad, the validation loss), on up to nt threads. 0, or -1
     (fail filled) if out of memory: then before any thread started. `work`
-    was laid out for at least d.n_samples rows, without gather."""
-    cdef Tables t
+    was laid out for at least d.n_samples rows, without gather. With params32
+    and work32 (double only: a mixed call), the forward pass runs in float32
+    over those weights and work32, laid out for as many rows with the gather
+    region."""
+    cdef Tables t, t32
     cdef void** blk = layer_tables(net, params, work, d.n_samples, False, NULL, &t, fail)
+    cdef void** blk32 = NULL
     cdef LossGrad lg
     cdef int status
     if blk == NULL:
         return -1
+    lg.t32 = NULL
+    if work32 != NULL:
+        blk32 = layer_tables(net, params32, work32, d.n_samples, True, NULL, &t32, fail)
+        if blk32 == NULL:
+            free(blk)
+            return -1
+        lg.t32 = &t32
     lg.net = net
     lg.alpha = alpha
     lg.d = d
@@ -1067,12 +1187,14 @@ cdef int loss_grad_impl(
                    fail)
     if nt < 0:
         free(blk)
+        free(blk32)
         return -1
     lg.f32 = floating is float
     status = run_team(nt, loss_grad_body, &lg, fail)
     team_done(nt)
     loss_out[0] = lg.loss
     free(blk)
+    free(blk32)
     return status
 
 
@@ -1108,8 +1230,9 @@ cdef void loss_grad_member(LossGrad* lg, const Member* me, floating* params) noe
     b.y = d.Y
     b.sw = sw
     b.backward = grad != NULL
+    b.x_double = False
     x0 = X if spp == NULL else NULL
-    wloss = par_rows(me, net, t, &b, x0, NULL)
+    wloss = par_rows(me, net, t, &b, x0, NULL, lg.t32)
     if me.leader:
         lg.loss = batch_loss(net, wloss, sw_sum, lg.alpha,
                              sum_squares(net, params) if lg.alpha != 0 else 0.0)
@@ -1180,6 +1303,7 @@ cdef void predict_member(Predict* pr, const Member* me, floating* out) noexcept 
     b.y = NULL
     b.sw = NULL
     b.backward = False
+    b.x_double = False
     for c in range(pr.c0, pr.c1):
         start = c * pr.chunk
         rows = min(pr.chunk, n - start)
@@ -1809,6 +1933,15 @@ cdef class Trainer:
         (adam second moment; None for sgd): writeable arrays shaped like the
         parameters, updated in place. The settings are read here, once, as
         scikit-learn's optimizers read theirs when they are made.
+    float32_weights : bool, default=False
+        Only with dtype float64: compute as numpy does for float32 X and
+        weights beside float64 targets (scikit-learn's regressor with such
+        data). X and the parameters are float64 arrays holding float32
+        values; the forward pass runs in float32 (the float32 engine's, over
+        a float32 copy of the weights), and the output delta, the loss, the
+        backward pass, the gradient and the optimizer moments in float64;
+        every optimizer step rounds the weights to float32, as adding a
+        float64 step to a float32 array does.
 
     Examples
     --------
@@ -1826,18 +1959,23 @@ cdef class Trainer:
     cdef readonly object dtype
     cdef readonly Py_ssize_t max_rows
     cdef readonly bint gather
+    cdef readonly bint float32_weights
     cdef Optimizer opt
     cdef bint has_optimizer
     cdef readonly object grad   # the gradient buffer that loss_grad fills
     cdef object _work, _rates, _state1, _state2
+    cdef object _work32, _params32  # float32_weights: the forward pass's workspace and weights
 
     def __cinit__(self, Network network, dtype, Py_ssize_t max_rows, *, bint gather=False,
-                  dropout=None, dict optimizer=None):
+                  dropout=None, dict optimizer=None, bint float32_weights=False):
         cdef Py_ssize_t L = network.net.n_layers, n_params = network.net.n_params
         if network.net.loss < 0:
             raise ValueError("this Network was made for the forward pass only (loss=None)")
         self.network = network
         self.dtype = _working_dtype(dtype)
+        if float32_weights and self.dtype != np.float64:
+            raise ValueError("float32_weights needs dtype float64, got %s" % self.dtype)
+        self.float32_weights = float32_weights
         if max_rows < 1:
             raise ValueError("max_rows must be at least 1, got %d" % max_rows)
         # the workspace's size in Python integers: no wrap-around in C
@@ -1854,6 +1992,12 @@ cdef class Trainer:
         self._work = np.empty(
             max(workspace_size(&network.net, max_rows, gather, dropout is not None), 1),
             dtype=self.dtype)
+        if float32_weights:
+            # the float32 rows are always gathered (narrowed) into it
+            self._work32 = np.empty(
+                max(workspace_size(&network.net, max_rows, True, dropout is not None), 1),
+                dtype=np.float32)
+            self._params32 = np.empty(n_params, dtype=np.float32)
         self.has_optimizer = optimizer is not None
         if optimizer is not None:
             self._set_optimizer(optimizer)
@@ -1872,6 +2016,9 @@ cdef class Trainer:
         self.opt.epsilon = float(o["epsilon"])
         self.opt.t = int(o["t"])
         self.opt.alpha = 0.0
+        self.opt.params32 = NULL
+        if self.float32_weights:
+            self.opt.params32 = <float*> _data_of(self._params32)
         self.set_moments(o["state1"], o.get("state2"))
 
     def set_moments(self, state1, state2=None):
@@ -1893,6 +2040,26 @@ cdef class Trainer:
     def t(self):
         """Adam steps taken so far (the optimizer's ``t``)."""
         return self.opt.t
+
+    def state_finite(self, params):
+        """Whether ``params`` and the optimizer's moments hold only finite values.
+
+        A non-finite gradient always reaches a moment (and with it, or
+        later, the parameters): a check after an epoch sees every overflow
+        of the epoch.
+
+        Parameters
+        ----------
+        params : array (n_params,) of the trainer's dtype
+
+        Returns
+        -------
+        finite : bool
+        """
+        self.network.check_params(params, self.dtype)
+        if self.dtype == np.float32:
+            return _state_finite[float](self, params)
+        return _state_finite[double](self, params)
 
     def run_epoch(self, X, Y, sample_weight, order, params, double alpha,
                   double learning_rate, dropout_seed=None):
@@ -1993,6 +2160,32 @@ cdef _out_of_memory(const cymlp_failure* fail):
                        % (_format_bytes(fail.bytes), what))
 
 
+cdef bint _state_finite(Trainer self, const floating[::1] params):
+    cdef Py_ssize_t n = params.shape[0]
+    cdef bint ok
+    with nogil:
+        ok = all_finite(&params[0], n)
+        if ok and self.has_optimizer:
+            ok = all_finite(<const floating*> self.opt.state1, n)
+        if ok and self.has_optimizer and self.opt.state2 != NULL:
+            ok = all_finite(<const floating*> self.opt.state2, n)
+    return ok
+
+
+cdef float* _narrowed_weights(Trainer self, const double[::1] params):
+    """The float32 copy of params that a float32_weights trainer's forward
+    pass reads, refreshed; NULL for other trainers."""
+    cdef float[::1] p32
+    cdef Py_ssize_t i
+    if not self.float32_weights:
+        return NULL
+    p32 = self._params32
+    with nogil:
+        for i in range(params.shape[0]):
+            p32[i] = <float> params[i]
+    return &p32[0]
+
+
 cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1] params,
                 Dropout* drop):
     cdef double loss_sum = 0.0
@@ -2000,13 +2193,19 @@ cdef _run_epoch(Trainer self, _Rows rows, const Py_ssize_t* order, floating[::1]
     cdef cymlp_failure fail = cymlp_failure(NULL, 0)
     cdef floating[::1] grad = self.grad
     cdef floating[::1] work = self._work
+    cdef float[::1] work32
+    cdef float* w32 = NULL
     cdef int nt
+    if floating is double:
+        if _narrowed_weights(self, params) != NULL:
+            work32 = self._work32
+            w32 = &work32[0]
     with _EngineCall() as call:
         nt = call.threads
         with nogil:
             status = train_epoch_impl(&self.network.net, &self.opt, &rows.data, order,
                                       self.max_rows, &params[0], &grad[0], &work[0], drop,
-                                      nt, &loss_sum, &fail)
+                                      nt, &loss_sum, &fail, w32)
     if status != 0:
         raise _out_of_memory(&fail)
     return loss_sum
@@ -2018,13 +2217,21 @@ cdef _loss_grad(Trainer self, _Rows rows, floating[::1] params, double alpha, bi
     cdef floating[::1] grad = self.grad
     cdef floating[::1] work = self._work
     cdef floating* g = &grad[0] if with_grad else NULL
+    cdef float[::1] work32
+    cdef float* w32 = NULL
+    cdef float* p32 = NULL
     cdef int nt
     cdef cymlp_failure fail = cymlp_failure(NULL, 0)
+    if floating is double:
+        p32 = _narrowed_weights(self, params)
+        if p32 != NULL:
+            work32 = self._work32
+            w32 = &work32[0]
     with _EngineCall() as call:
         nt = call.threads
         with nogil:
             status = loss_grad_impl(&self.network.net, alpha, &rows.data, &params[0], g,
-                                    &work[0], nt, &loss, &fail)
+                                    &work[0], nt, &loss, &fail, p32, w32)
     if status != 0:
         raise _out_of_memory(&fail)
     return loss

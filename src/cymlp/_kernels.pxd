@@ -422,6 +422,24 @@ cdef extern from "_vector_loops.h" nogil:
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 
 
+cdef inline double narrow_to_float32(double* x, float* x32, Py_ssize_t n,
+                                     bint want_sq) noexcept nogil:
+    """x = float32(x) in place, as numpy stores a float64 result into a float32
+    array (round to nearest; past float32's range, inf), and x32 the same
+    values as floats. With want_sq, returns the sum of the rounded values'
+    squares (else 0)."""
+    cdef Py_ssize_t i
+    cdef double sq = 0.0
+    cdef float v
+    for i in range(n):
+        v = <float> x[i]
+        x32[i] = v
+        x[i] = v
+        if want_sq:
+            sq += x[i] * x[i]
+    return sq
+
+
 cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
     """True if none of the n values is NaN or infinite."""
     if floating is float:

@@ -388,6 +388,11 @@ default='squared_error'
     def _decode_targets(self, y):
         return y
 
+    def _targets_promote(self, y):
+        # scikit-learn keeps the targets in their own dtype: float32
+        # activations minus float64 (or int32, int64, ...) targets is float64
+        return np.result_type(np.float32, y.dtype) != np.float32
+
     def _validate_validation_targets(self, y_val):
         y_val = check_array(
             y_val, ensure_2d=False, dtype="numeric", input_name="y_val"

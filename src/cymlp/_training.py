@@ -174,33 +174,238 @@ class _EarlyStopping:
     scorer: object = None  # the scoring= scorer, or None (sklearn's score / the loss)
 
 
+def _beyond_float32(a):
+    """Whether array ``a`` (or None) holds finite values past float32's range.
+
+    Parameters
+    ----------
+    a : ndarray or None
+
+    Returns
+    -------
+    beyond : bool
+    """
+    if a is None or a.dtype.kind != "f" or a.dtype.itemsize <= 4:
+        return False
+    return bool(np.any(np.abs(a) > np.finfo(np.float32).max))
+
+
+class _Float64Backward:
+    """scikit-learn's float64 arithmetic for a float32 regressor, where float32 overflows.
+
+    scikit-learn's regressor keeps its targets in their own dtype. Beside
+    float32 X and weights, targets that numpy promotes with float32 to
+    float64 (float64, int32, int64, ...) make the output delta
+    ``activations[-1] - y`` float64, and with it the loss, every backward
+    product (float32 activations and weights meet float64 deltas), the
+    gradients and the optimizer's moments; the forward pass stays float32,
+    and so do the weights (``coef += update`` rounds the float64 sum to
+    float32), and lbfgs hands scipy a float64 gradient.
+
+    cymlp trains such a model in float32, which gives the same weights to
+    float32 rounding, and faster, as long as nothing overflows. Where float32
+    overflows after the forward pass (a gradient past 3.4e38, Adam's squared
+    gradient past it, a residual ``y - p`` past it, targets float32 cannot
+    hold), it has inf where scikit-learn has a finite float64 value, and the
+    two part ways: the fit fails, or Adam's infinite second moment freezes
+    the weights. This class holds the way back: the same step in
+    scikit-learn's arithmetic, on a float64 Trainer with ``float32_weights``
+    (the float32 engine's forward pass, float64 from the output delta on).
+    A stochastic fit switches for good, as its moments become float64 (and
+    stay so in scikit-learn); lbfgs, whose evaluations keep no state, takes
+    it for the evaluations float32 cannot do.
+
+    Parameters
+    ----------
+    sample_weight : ndarray or None
+        The sample weights as validated, before the cast to float32 (they
+        may be float64, as scikit-learn keeps them).
+    active : bool
+        Start in scikit-learn's arithmetic: for data float32 cannot hold, or
+        a model whose moments already are float64.
+    """
+
+    def __init__(self, sample_weight, active):
+        self.sample_weight = sample_weight
+        self.active = active
+        self._network = None
+        self._settings = None
+        self._rows = None
+        self._wide_rows = None
+        self._trainer = None
+        self._params = None
+        self._saved = None
+
+    def use_rows(self, network, X, y, sample_weight, **settings):
+        """Set the network and the rows trained on.
+
+        Parameters
+        ----------
+        network : Network
+            The training network.
+        X : ndarray or CSR matrix
+            The engine's float32 input; widened to float64 only if needed.
+        y : ndarray
+            The targets as validated (their own dtype).
+        sample_weight : ndarray or None
+            As validated (their own dtype).
+        **settings
+            The float64 Trainer's keyword arguments: ``max_rows``, and for
+            epochs ``gather`` and ``dropout``.
+        """
+        self._network = network
+        self._settings = settings
+        self._rows = (X, y, sample_weight)
+        self._wide_rows = None
+
+    def wide_rows(self):
+        """The rows in float64 (exactly the float32 X's values), made once.
+
+        Returns
+        -------
+        X, Y, sample_weight : float64 engine input, (n, n_outputs) targets, weights or None
+        """
+        if self._wide_rows is None:
+            X, y, sw = self._rows
+            X = _engine_input(X, np.float64)
+            Y = np.ascontiguousarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+            if sw is not None:
+                sw = np.ascontiguousarray(sw, dtype=np.float64)
+            self._wide_rows = (X, Y, sw)
+        return self._wide_rows
+
+    def save(self, params, optimizer):
+        """Copy the weights and moments before a float32 epoch (into buffers made once)."""
+        arrays = [params] + optimizer.moments()
+        if self._saved is None:
+            self._saved = [np.empty_like(a) for a in arrays]
+        for dst, src in zip(self._saved, arrays):
+            np.copyto(dst, src)
+
+    def restore(self, params, optimizer):
+        """Undo a float32 epoch that overflowed: the weights as they were, and
+        an optimizer like ``optimizer`` whose moments are the saved ones in
+        float64 (exactly their values)."""
+        np.copyto(params, self._saved[0])
+        moments = [saved.astype(np.float64) for saved in self._saved[1:]]
+        return optimizer.replace(state1=moments[0],
+                                 state2=moments[1] if len(moments) > 1 else None)
+
+    def run_epoch(self, run, params, optimizer, alpha, learning_rate, seed):
+        """One epoch of ``run`` in scikit-learn's arithmetic, training the
+        float32 ``params`` and ``optimizer``'s float64 moments in place;
+        returns the sum over minibatches of loss * rows."""
+        if self._trainer is None:
+            self._trainer = Trainer(self._network, np.float64, float32_weights=True,
+                                    optimizer=optimizer.engine_settings(), **self._settings)
+            self._params = np.empty(params.size, dtype=np.float64)
+        self._trainer.set_moments(optimizer.state1, optimizer.state2)
+        X, Y, sw = self.wide_rows()
+        # the float32 buffer stays the weights (coefs_ are views of it); the
+        # float64 copy holds the same values, and gets them back rounded
+        self._params[...] = params
+        loss = self._trainer.run_epoch(X, Y, sw, run.order, self._params, alpha,
+                                       learning_rate, dropout_seed=seed)
+        params[...] = self._params
+        optimizer.t = self._trainer.t
+        return loss
+
+    def loss_grad(self, x, alpha, with_grad=True):
+        """The loss and gradient at float32 point ``x`` in scikit-learn's
+        arithmetic: the float64 loss and (a copy of) the float64 gradient,
+        or None without ``with_grad``."""
+        X, Y, sw = self.wide_rows()
+        if self._trainer is None:
+            self._trainer = Trainer(self._network, np.float64, float32_weights=True,
+                                    **self._settings)
+        loss, grad = self._trainer.loss_grad(X, Y, sw, x.astype(np.float64), alpha,
+                                             with_grad=with_grad)
+        return loss, None if grad is None else grad.copy()
+
+
 @dataclasses.dataclass
 class _EpochRun:
     """What the epoch loop of one stochastic fit works on."""
 
-    trainer: Trainer
+    network: object             # the training Network
+    trainer: Trainer            # float32 epochs' (None: float64_backward from the start)
     optimizer: "_Optimizer"     # the first epoch's, with moments of its own
     params: np.ndarray          # the packed weights the first epoch trains in place
     X: object                   # dense C-contiguous or CSR, in params' dtype
-    Y: np.ndarray
+    Y: np.ndarray               # in params' dtype (None without a trainer)
     sample_weight: object
     order: object               # rows' visiting order, shuffled per epoch; None: no shuffle
     dropout: bool               # draw a dropout seed per epoch
     validation: _EarlyStopping = None
+    # float32 weights that may need scikit-learn's float64 arithmetic, or None
+    float64_backward: _Float64Backward = None
+
+    def epoch(self, params, optimizer, alpha, learning_rate, seed):
+        """Train one epoch of the epoch's own weights and moments, in place.
+
+        Parameters
+        ----------
+        params : ndarray
+            The weights this epoch trains (not yet published).
+        optimizer : _Optimizer
+            Its settings and moments (the moments not yet published).
+        alpha : float
+        learning_rate : float
+            sgd's current rate.
+        seed : int or None
+            The epoch's dropout seed.
+
+        Returns
+        -------
+        loss_sum : float
+            The sum over minibatches of loss * rows.
+        optimizer : _Optimizer
+            The optimizer trained: ``optimizer``, or one with float64
+            moments if the epoch went over to scikit-learn's arithmetic.
+        """
+        wide = self.float64_backward
+        if wide is not None and wide.active:
+            return wide.run_epoch(self, params, optimizer, alpha, learning_rate, seed), optimizer
+        self.trainer.set_moments(optimizer.state1, optimizer.state2)
+        if wide is not None:
+            wide.save(params, optimizer)
+        loss = self.trainer.run_epoch(self.X, self.Y, self.sample_weight, self.order,
+                                      params, alpha, learning_rate, dropout_seed=seed)
+        if wide is None or self.trainer.state_finite(params):
+            optimizer.t = self.trainer.t
+            return loss, optimizer
+        # float32 overflowed: the epoch again, from its start (same order and
+        # dropout seed), in scikit-learn's arithmetic, and so on from here
+        optimizer = wide.restore(params, optimizer)
+        wide.active = True
+        return wide.run_epoch(self, params, optimizer, alpha, learning_rate, seed), optimizer
 
 
 class _ValidationLoss:
-    """The loss of the current weights on the validation set, L2 term included."""
+    """The loss of the current weights on the validation set, L2 term included.
 
-    def __init__(self, network, X_val, Y_val, sw_val, dtype):
+    With ``float64_backward`` (float32 weights whose targets scikit-learn
+    keeps in float64, see _Float64Backward), a loss float32 cannot give
+    (targets past its range) is computed again in that arithmetic.
+    """
+
+    def __init__(self, network, X_val, Y_val, sw_val, dtype, float64_backward=False):
         self.X = _engine_input(X_val, dtype)
-        self.Y = np.ascontiguousarray(Y_val, dtype=dtype).reshape(self.X.shape[0], -1)
+        # targets past float32's range become inf here: the float64 loss below
+        with np.errstate(over="ignore"):
+            self.Y = np.ascontiguousarray(Y_val, dtype=dtype).reshape(self.X.shape[0], -1)
         self.sw = None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype)
         self.trainer = Trainer(network, dtype, max_rows=self.X.shape[0])
+        self.wide = None
+        if float64_backward:
+            self.wide = _Float64Backward(sw_val, active=False)
+            self.wide.use_rows(network, self.X, Y_val, sw_val, max_rows=self.X.shape[0])
 
     def __call__(self, params, alpha):
         loss, _ = self.trainer.loss_grad(self.X, self.Y, self.sw, params, alpha,
                                          with_grad=False)
+        if self.wide is not None and not np.isfinite(loss):
+            loss, _ = self.wide.loss_grad(params, alpha, with_grad=False)
         return float(loss)
 
 
@@ -264,6 +469,19 @@ class _Optimizer:
         return self.replace(
             state1=self.state1.copy(),
             state2=None if self.state2 is None else self.state2.copy(),
+        )
+
+    def moments(self):
+        """The moment buffers: sgd's velocity, or adam's first and second moments."""
+        return [self.state1] if self.state2 is None else [self.state1, self.state2]
+
+    def widened(self):
+        """A new optimizer like this one, with its moments in float64 (exactly
+        their values, in arrays of its own), as scikit-learn's become at the
+        first float64 gradient (see _Float64Backward)."""
+        return self.replace(
+            state1=self.state1.astype(np.float64),
+            state2=None if self.state2 is None else self.state2.astype(np.float64),
         )
 
     def matches(self, n_params, dtype):
