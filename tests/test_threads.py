@@ -287,3 +287,35 @@ def test_sample_weight_same_bits_any_thread_count(config, sparse, global_random_
                 assert _engine._thread_stats()[0] > 0
     for n in (2, 3):
         _assert_same(results[n], results[1], f"{n} threads")
+
+
+def test_contention_episode_ends_within_its_time():
+    """A machine found busy sends the next calls to one thread, twice as many
+    after each trial team that is still preempted (up to 64), but an episode
+    ends half a second after its finding however many calls it had left: a
+    machine that was busy for a moment gets its teams back at once, not
+    after 64 epochs (13 s of MNIST-sized ones). A calm trial resets the
+    count, so a lone burst costs one call."""
+    import time
+
+    _engine._contention(adapt=True)  # forget earlier findings
+    try:
+        busy, calm = (1000, 0.01), (0, 0.01)
+        # a lone burst: one call on one thread, then teams again
+        assert _engine._contention_episode(*busy) == (True, True, 1)
+        assert _engine._contention_episode() == (None, False, 0)
+        # a calm trial resets the count: the next finding sends one call again
+        assert _engine._contention_episode(*calm)[:2] == (False, False)
+        assert _engine._contention_episode(*busy)[:2] == (True, True)
+        assert not _engine._contention_episode()[1]
+        # a machine that stays busy: 2, 4, ... 64 calls per episode
+        for _ in range(6):
+            _engine._contention_episode(*busy)
+        sends = [_engine._contention_episode()[1] for _ in range(40)]
+        assert all(sends), "the episode's calls run on one thread"
+        # ... until its time is up, with 23 of its 64 calls left
+        time.sleep(0.6)
+        assert not _engine._contention_episode()[1]
+        assert not _engine._contention_episode()[1]
+    finally:
+        _engine._contention(adapt=False)  # as this module's fixture expects

@@ -132,6 +132,7 @@ cdef extern from "_team.h" nogil:
     int cymlp_contention_serial()
     int cymlp_contention_report(long preempted, double seconds)
     void cymlp_contention_adapt(int on)
+    long cymlp_contention_serial_calls()
     int cymlp_fork_guard_install()
     int cymlp_team_allowed(int team)
     int cymlp_fork_serial()
@@ -1602,6 +1603,20 @@ def _contention(adapt=None):
     if adapt is not None:
         cymlp_contention_adapt(1 if adapt else 0)
     return found
+
+
+def _contention_episode(preempted=None, seconds=None):
+    """Test hook: with preempted and seconds, report a team's call as the
+    engine does after one (what it found: True if contention). Then returns
+    whether the next call that could use a team
+    runs on one thread instead (consuming one of the episode's calls), and
+    how many calls the adaptation sent to one thread since the last call:
+    ``(found, sent, serial_calls)``, found None without a report."""
+    found = None
+    if preempted is not None:
+        found = bool(cymlp_contention_report(preempted, seconds))
+    sent = bool(cymlp_contention_serial())
+    return found, sent, cymlp_contention_serial_calls()
 
 
 def _working_dtype(dtype):

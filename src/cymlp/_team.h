@@ -173,13 +173,21 @@ static inline void cymlp_team_barrier(cymlp_team *tm)
  * kernel's own threads; about 1,700 with another program keeping a core
  * busy; the threshold, 500, lies between.) First
  * 1, then twice as many each time a trial team is still preempted (up to
- * CYMLP_SERIAL_MAX), back to trying teams as soon as one is not. The results
- * do not change: they are the same bits on any number of threads. */
+ * CYMLP_SERIAL_MAX), back to trying teams as soon as one is not. An episode
+ * also ends CYMLP_SERIAL_SECONDS after its finding, however many calls it had
+ * left: 64 MNIST-sized epochs are 13 s on one thread, and a machine that was
+ * busy for a moment (another library's threads winding down, a neighbour's
+ * burst) must get its teams back within a fraction of a second, while a
+ * machine that stays busy pays one trial team per episode. The results do
+ * not change: they are the same bits on any number of threads. */
 #define CYMLP_PREEMPT_PERIOD 0.002  /* seconds per tolerated preemption */
 #define CYMLP_SERIAL_MAX 64
+#define CYMLP_SERIAL_SECONDS 0.5
 
 static atomic_int cymlp_serial_left;       /* calls still to run on one thread */
 static atomic_int cymlp_serial_next = 1;   /* how many the next finding sends */
+static atomic_llong cymlp_serial_until;    /* the episode's end, monotonic ns */
+static atomic_long cymlp_serial_calls;     /* calls sent to one thread (test hook) */
 static atomic_int cymlp_adapt = 1;         /* 0: teams whatever the contention */
 
 /* This thread's involuntary context switches so far (0 where not counted). */
@@ -193,11 +201,16 @@ static inline long cymlp_thread_preemptions(void)
     return 0;
 }
 
-static inline double cymlp_seconds(void)
+static inline long long cymlp_nanoseconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+}
+
+static inline double cymlp_seconds(void)
+{
+    return 1e-9 * (double)cymlp_nanoseconds();
 }
 
 /* Whether a call that could use a team should run on one thread instead
@@ -207,9 +220,15 @@ static inline int cymlp_contention_serial(void)
     if (!atomic_load_explicit(&cymlp_adapt, memory_order_relaxed))
         return 0;
     int left = atomic_load_explicit(&cymlp_serial_left, memory_order_relaxed);
+    if (left > 0 && cymlp_nanoseconds() >= atomic_load(&cymlp_serial_until)) {
+        atomic_store(&cymlp_serial_left, 0);  /* the episode's time is up */
+        return 0;
+    }
     while (left > 0) {
-        if (atomic_compare_exchange_weak(&cymlp_serial_left, &left, left - 1))
+        if (atomic_compare_exchange_weak(&cymlp_serial_left, &left, left - 1)) {
+            atomic_fetch_add_explicit(&cymlp_serial_calls, 1L, memory_order_relaxed);
             return 1;
+        }
     }
     return 0;
 }
@@ -222,6 +241,8 @@ static inline int cymlp_contention_report(long preempted, double seconds)
         return 0;
     if (preempted >= 2 && (double)preempted * CYMLP_PREEMPT_PERIOD >= seconds) {
         int next = atomic_load_explicit(&cymlp_serial_next, memory_order_relaxed);
+        atomic_store(&cymlp_serial_until,
+                     cymlp_nanoseconds() + (long long)(CYMLP_SERIAL_SECONDS * 1e9));
         atomic_store(&cymlp_serial_left, next);
         atomic_store(&cymlp_serial_next,
                      next < CYMLP_SERIAL_MAX ? 2 * next : CYMLP_SERIAL_MAX);
@@ -287,6 +308,12 @@ static inline int cymlp_team_allowed(int team)
 static inline int cymlp_fork_serial(void)
 {
     return atomic_load_explicit(&cymlp_forked_after_teams, memory_order_relaxed);
+}
+
+/* Test hook: calls sent to one thread by the adaptation since the last call. */
+static inline long cymlp_contention_serial_calls(void)
+{
+    return atomic_exchange(&cymlp_serial_calls, 0L);
 }
 
 /* Test hook: turn the adaptation on or off (either way, forget any finding). */
