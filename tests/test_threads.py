@@ -299,6 +299,7 @@ def test_contention_episode_ends_within_its_time():
     import time
 
     _engine._contention(adapt=True)  # forget earlier findings
+    _engine._contention_episode()  # and the count of calls sent serial so far
     try:
         busy, calm = (1000, 0.01), (0, 0.01)
         # a lone burst: one call on one thread, then teams again
