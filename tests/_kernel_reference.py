@@ -158,7 +158,7 @@ def clip_prob(p, dtype):
     return np.clip(np.asarray(p, dtype=dtype), e, 1 - e)
 
 
-def row_losses(loss, out, y, dtype):
+def row_losses(loss, out, y, dtype, loss_param=None):
     """Per-row loss (summed over outputs, unweighted, not averaged), longdouble.
 
     Probabilities are clipped in ``dtype`` first, as scikit-learn does; the
@@ -179,6 +179,17 @@ def row_losses(loss, out, y, dtype):
         p = np.asarray(out, dtype=WIDE)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (xlogy(y, y / p) - y + p).sum(axis=1)
+    # the robust losses of the residual r = y - p (loss_param: Huber's delta
+    # or the quantile), as scikit-learn's AbsoluteError / HuberLoss / PinballLoss
+    r = y - np.asarray(out, dtype=WIDE)
+    if loss == "absolute_error":
+        return np.abs(r).sum(axis=1)
+    if loss == "huber":
+        a = np.abs(r)
+        return np.where(a <= loss_param, a * a / 2,
+                        loss_param * (a - loss_param / 2)).sum(axis=1)
+    if loss == "quantile":
+        return np.where(r >= 0, loss_param * r, (loss_param - 1) * r).sum(axis=1)
     raise ValueError(loss)
 
 

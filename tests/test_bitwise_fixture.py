@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 
 from cymlp import _engine
 
+from cymlp._engine import _testing
+
 from _bitwise_cases import CASES, DTYPES, FIXTURE, machine_signature, run_case
 
 with open(FIXTURE) as _f:
@@ -25,9 +27,9 @@ with open(FIXTURE) as _f:
 @pytest.fixture(autouse=True)
 def _teams_whatever_the_load():
     # the two-thread runs must really run teams (see tests/test_threads.py)
-    _engine._contention(adapt=False)
+    _testing._contention(adapt=False)
     yield
-    _engine._contention(adapt=True)
+    _testing._contention(adapt=True)
 
 
 def test_fixture_covers_every_case():
@@ -43,13 +45,15 @@ def test_bits_as_recorded(name, dtype, threads):
                     f"this machine is {machine_signature()}")
     if threads > 1 and not _engine.OPENMP:
         pytest.skip("built without OpenMP: always serial (the one-thread case ran)")
-    # lbfgs: the engine's (OpenMP) threads only; scipy's minimiser runs at
-    # the user's BLAS setting, which rounds with its thread count
-    api = "openmp" if "lbfgs" in name else None
+    # lbfgs: scipy's minimiser runs at the user's BLAS setting, which rounds
+    # with its thread count (tests/test_threads.py): on one thread every
+    # library is held at one, as when the fixture was recorded; on two, the
+    # engine's (OpenMP) threads alone, BLAS left at its default
+    api = "openmp" if "lbfgs" in name and threads > 1 else None
     with threadpool_limits(threads, user_api=api):
-        _engine._thread_stats()
+        _testing._thread_stats()
         got = run_case(name, dtype)
-        regions, _ = _engine._thread_stats()
+        regions, _ = _testing._thread_stats()
     assert (regions > 0) == (threads > 1), regions  # the teams really ran
     want = _RECORDED["cases"][f"{name}-{dtype}"]
     assert got["sha256"] == want["sha256"], (got, want)

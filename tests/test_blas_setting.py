@@ -20,14 +20,15 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import cymlp
 from cymlp import _engine
+from cymlp._engine import _testing
 
 
 @pytest.fixture(autouse=True)
 def _teams_whatever_the_load():
     """Teams even on a busy machine (see _team.h), so the threaded paths run."""
-    _engine._contention(adapt=False)
+    _testing._contention(adapt=False)
     yield
-    _engine._contention(adapt=True)
+    _testing._contention(adapt=True)
 
 
 def _user_blas():
@@ -148,12 +149,12 @@ def test_main_thread_limit_reaches_joblib_threading_workers(global_random_seed):
         return joblib.Parallel(n_jobs=2, backend="threading")(
             joblib.delayed(_fit)(X, y, s, "adam") for s in seeds)
 
-    _engine._thread_stats()
+    _testing._thread_stats()
     free = search()
-    _, free_team = _engine._thread_stats()
+    _, free_team = _testing._thread_stats()
     with threadpool_limits(1):
         limited = search()
-        _, limited_team = _engine._thread_stats()
+        _, limited_team = _testing._thread_stats()
     assert limited_team <= 1
     if _engine.OPENMP and (os.cpu_count() or 1) >= 4:
         # two concurrent fits share the budget: teams need four threads

@@ -13,6 +13,8 @@ import pytest
 
 from cymlp import _engine
 
+from cymlp._engine import _testing
+
 
 def runs(path):
     """Whether this CPU (and build) runs an Adam quotient path.
@@ -26,7 +28,7 @@ def runs(path):
     bool
     """
     try:
-        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
+        _testing._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
     except ValueError:  # its instruction set is missing
         return False
     return True
@@ -123,8 +125,8 @@ def check_quotients(a, v, eps, paths=FAST_PATHS):
     with np.errstate(invalid="ignore"):
         root = np.sqrt(v)
     for path in paths:
-        assert_same_bits(_engine._kernel_adam_quotient(a, v, eps, path), want, a, v)
-        assert_same_bits(_engine._kernel_adam_quotient(a, v, eps, path, sqrt_only=True),
+        assert_same_bits(_testing._kernel_adam_quotient(a, v, eps, path), want, a, v)
+        assert_same_bits(_testing._kernel_adam_quotient(a, v, eps, path, sqrt_only=True),
                          root, v)
 
 
@@ -276,7 +278,7 @@ def test_float32_every_square_root():
         bits = np.arange(start, min(start + chunk, 0x7F800001), dtype=np.uint32)
         v = bits.view(np.float32)
         for path in FMA_PATHS:
-            got = _engine._kernel_adam_quotient(dummy[: v.size], v, 0.0, path, sqrt_only=True)
+            got = _testing._kernel_adam_quotient(dummy[: v.size], v, 0.0, path, sqrt_only=True)
             assert_same_bits(got, np.sqrt(v), v)
 
 
@@ -314,7 +316,7 @@ def test_step_paths_agree(dtype, size, fold):
         bufs = [b.copy() for b in start]
         sums = []
         for step in range(3):
-            sums.append(_engine._kernel_optimizer_step(
+            sums.append(_testing._kernel_optimizer_step(
                 "adam", bufs[0], bufs[1], bufs[2], bufs[3], 1e-4, 32.0, 1e-3 * (step + 1),
                 return_sum_squares=fold, path=path))
         results[path] = bufs, sums
@@ -326,11 +328,11 @@ def test_step_paths_agree(dtype, size, fold):
 
 
 def test_path_names():
-    paths = _engine._adam_step_path()
+    paths = _testing._adam_step_path()
     assert set(paths) == {"float32", "float64"}
     assert set(paths.values()) <= {"divider", "fma", "hybrid", "fma-avx2", "hybrid-avx2"}
     with pytest.raises(ValueError, match="unknown Adam path"):
-        _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fast")
+        _testing._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, "fast")
 
 
 def sqrt_mod_power_of_two(c, t):
@@ -457,6 +459,6 @@ def test_avx2_decision_every_branch(dtype):
     for sqrt_only, want in ((True, np.sqrt(v)), (False, a / d)):
         for toward in (None, 0, np.inf):  # the correct result, then a neighbour each way
             c = want if toward is None else np.nextafter(want, dtype(toward) * np.sign(want))
-            got = _engine._kernel_adam_pick_avx2(a, v if sqrt_only else d, c.astype(dtype),
+            got = _testing._kernel_adam_pick_avx2(a, v if sqrt_only else d, c.astype(dtype),
                                                  sqrt_only=sqrt_only)
             assert_same_bits(got, want, a, v, d)

@@ -95,7 +95,7 @@ def test_new_activation_forward_matches_numpy(activation, global_random_seed):
         "silu": v * expit(v),
         "softplus": np.logaddexp(0, v),
     }[activation]
-    from cymlp._engine import _kernel_activation
+    from cymlp._engine._testing import _kernel_activation
 
     _kernel_activation(activation, z, b, negative_slope=0.2)
     np.testing.assert_allclose(z, reference, rtol=1e-12, atol=1e-14)

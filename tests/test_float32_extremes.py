@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 import cymlp
 from cymlp import _engine
+from cymlp._engine import _testing
 from cymlp._engine import Network, Trainer
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -228,22 +229,22 @@ def test_float64_backward_same_bits_any_thread_count(solver, sparse, global_rand
         X = sp.csr_matrix(X)
     y = rng.uniform(-1, 1, (768, 2)) * 1e38
     results = []
-    _engine._contention(adapt=False)  # teams even on a busy machine
+    _testing._contention(adapt=False)  # teams even on a busy machine
     try:
         for n in (1, 2, 4):
             limits = (threadpool_limits(n, user_api="openmp") if solver == "lbfgs"
                       else threadpool_limits(n))
             with limits:
-                _engine._thread_stats()
+                _testing._thread_stats()
                 est = cymlp.MLPRegressor(hidden_layer_sizes=(128,), solver=solver,
                                          batch_size=256, max_iter=3,
                                          random_state=global_random_seed).fit(X, y)
-                regions, team = _engine._thread_stats()
+                regions, team = _testing._thread_stats()
             assert (regions == 0) if n == 1 else (regions > 0 and 2 <= team <= n)
             assert np.isfinite(est.coefs_[0]).all()
             results.append(est.coefs_ + est.intercepts_ + [est.predict(X)])
     finally:
-        _engine._contention(adapt=True)
+        _testing._contention(adapt=True)
     if solver == "adam":
         assert est._optimizer.state1.dtype == np.float64  # the float64 path ran
     for other in results[1:]:

@@ -17,6 +17,8 @@ import pytest
 
 from cymlp import _engine
 
+from cymlp._engine import _testing
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="os.fork is POSIX")
 
 # What every case shares: data, a fit that forms teams of threads on two
@@ -27,7 +29,8 @@ import numpy as np
 warnings.simplefilter("ignore")
 import cymlp
 from cymlp import _engine
-_engine._contention(adapt=False)  # teams even on a busy machine: see _team.h
+from cymlp._engine import _testing
+_testing._contention(adapt=False)  # teams even on a busy machine: see _team.h
 
 rng = np.random.RandomState(SEED)
 X = rng.normal(size=(400, 64))
@@ -78,21 +81,21 @@ _FORK_AFTER = """
 import json
 with threadpool_limits_for_fit():
     parent = fit()
-regions_fit, _ = _engine._thread_stats()
+regions_fit, _ = _testing._thread_stats()
 ref = digest(parent)  # predicts X_big: a threaded prediction in the parent
-regions, _ = _engine._thread_stats()
+regions, _ = _testing._thread_stats()
 read, write = os.pipe()
 pid = os.fork()
 if pid == 0:
     try:
-        ok = _engine._forked_serial() and digest(fit()) == ref and digest(parent) == ref
+        ok = _testing._forked_serial() and digest(fit()) == ref and digest(parent) == ref
         os.write(write, b"1" if ok else b"0")
     finally:
         os._exit(0)
 code = wait(pid)
 assert code == 0, code
 assert os.read(read, 1) == b"1", "the child's numbers differ from the parent's"
-assert not _engine._forked_serial()
+assert not _testing._forked_serial()
 print(json.dumps({"fit_regions": regions_fit, "predict_regions": regions}))
 """
 
@@ -124,9 +127,9 @@ def test_multiprocessing_fork_pool_after_threaded_fit(global_random_seed):
     out = _run("""
     import multiprocessing
     fit()
-    assert _engine._thread_stats()[0] > 0, "the parent's fit started no team"
+    assert _testing._thread_stats()[0] > 0, "the parent's fit started no team"
     def work(seed):
-        return _engine._forked_serial(), digest(fit(seed))
+        return _testing._forked_serial(), digest(fit(seed))
     seeds = [SEED, SEED + 1, SEED + 2, SEED + 3]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         result = pool.map_async(work, seeds)
@@ -150,7 +153,7 @@ def test_joblib_multiprocessing_after_threaded_fit(global_random_seed):
         print("ok")  # nothing to test where the default context does not fork
         sys.exit(0)
     fit()
-    assert _engine._thread_stats()[0] > 0, "the parent's fit started no team"
+    assert _testing._thread_stats()[0] > 0, "the parent's fit started no team"
     jobs = [(SEED, "adam"), (SEED, "lbfgs"), (SEED + 1, "adam")]
     def work(seed, solver):
         return digest(fit(seed, solver))
@@ -172,10 +175,10 @@ def test_child_of_a_process_without_teams_keeps_them(global_random_seed):
     pid = os.fork()
     if pid == 0:
         try:
-            _engine._thread_stats()
+            _testing._thread_stats()
             fit()
-            regions = _engine._thread_stats()[0]
-            os.write(write, b"1" if regions > 0 and not _engine._forked_serial() else b"0")
+            regions = _testing._thread_stats()[0]
+            os.write(write, b"1" if regions > 0 and not _testing._forked_serial() else b"0")
         finally:
             os._exit(0)
     assert wait(pid) == 0

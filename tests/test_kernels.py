@@ -28,6 +28,8 @@ from numpy.testing import assert_array_equal
 
 from cymlp import _engine
 
+from cymlp._engine import _testing
+
 DTYPES = ref.DTYPES
 HIDDEN = ref.SKLEARN_HIDDEN + ref.EXTRA_HIDDEN
 
@@ -74,7 +76,7 @@ def test_activation(name, dtype, data):
     expected = ref.activation(name, s, slope)
 
     got = np.ascontiguousarray(z.copy())
-    _engine._kernel_activation(name, got, b, slope)
+    _testing._kernel_activation(name, got, b, slope)
 
     assert got.dtype == dtype
     e = eps(dtype)
@@ -102,7 +104,7 @@ def test_activation(name, dtype, data):
 def test_activation_empty(name, dtype):
     for shape in [(0, 3), (4, 0), (0, 0)]:
         z = np.zeros(shape, dtype=dtype)
-        _engine._kernel_activation(name, z, np.zeros(shape[1], dtype=dtype))
+        _testing._kernel_activation(name, z, np.zeros(shape[1], dtype=dtype))
         assert z.shape == shape
 
 
@@ -124,7 +126,7 @@ def test_bias_relu_and_identity_are_numpys_bits(dtype, cols, global_random_seed)
     z[0, :: 5] = -0.0  # -0.0 + -0.0 == -0.0
     for name, expected in (("relu", np.maximum(z + b, 0)), ("identity", z + b)):
         got = z.copy()
-        _engine._kernel_activation(name, got, b)
+        _testing._kernel_activation(name, got, b)
         assert_array_equal(got, expected, strict=True)  # NaN where numpy's NaN
         if name == "identity":
             # (relu's zero may be either: numpy's maximum returns -0.0 or 0.0
@@ -151,7 +153,7 @@ def test_wide_derivatives_are_sklearns_bits(dtype, n, global_random_seed):
             expected *= a
             expected *= 1 - a
         got = delta.copy()
-        _engine._kernel_derivative(name, a, got)
+        _testing._kernel_derivative(name, a, got)
         assert_array_equal(got, expected, strict=True, err_msg=name)
 
 
@@ -163,7 +165,7 @@ def test_column_sums_add_rows_in_order(dtype, cols, global_random_seed):
     expected = a[0].copy()
     for row in a[1:]:
         expected += row
-    assert_array_equal(_engine._kernel_column_sums(a), expected, strict=True)
+    assert_array_equal(_testing._kernel_column_sums(a), expected, strict=True)
 
 
 # ---------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_derivative(name, dtype, data):
     expected = delta.astype(WIDE) * ref.derivative(name, a)
 
     got = delta.copy()
-    _engine._kernel_derivative(name, a, got)
+    _testing._kernel_derivative(name, a, got)
 
     if name in ("identity", "relu"):
         # no arithmetic at all: unchanged or zeroed, bit for bit
@@ -217,7 +219,7 @@ def test_derivative_extra_activations(name, dtype, data):
     expected = delta.astype(WIDE) * ref.derivative(name, a, z, slope)
 
     got = delta.copy()
-    _engine._kernel_derivative(name, a, got, z if name in ref.NEEDS_Z else None,
+    _testing._kernel_derivative(name, a, got, z if name in ref.NEEDS_Z else None,
                                negative_slope=slope)
     e = eps(dtype)
     # f' is O(1); the rounding of a (and of the double arithmetic) costs a
@@ -230,12 +232,14 @@ def test_derivative_needs_preactivations():
     a = np.zeros(3)
     for name in ref.NEEDS_Z:
         with pytest.raises(ValueError):
-            _engine._kernel_derivative(name, a, a.copy())
+            _testing._kernel_derivative(name, a, a.copy())
 
 
 # ---------------------------------------------------------------------------
 # Losses and the output delta
 # ---------------------------------------------------------------------------
+# the optimizers whose steps the tests below compare with numpy's
+OPTIMIZER_KINDS = ["sgd", "adam"]
 LOSSES = ["squared_error", "log_loss", "binary_log_loss", "poisson"]
 
 
@@ -277,7 +281,7 @@ def loss_case(draw, loss, dtype):
 def test_loss(loss, dtype, data):
     out, y, sw = data.draw(loss_case(loss, dtype))
     delta = np.full_like(out, np.nan)
-    total = _engine._kernel_loss(loss, out, y, sw, delta)
+    total = _testing._kernel_loss(loss, out, y, sw, delta)
 
     # delta = (out - y) * w, formed in the dtype: bit for bit numpy's result
     expected_delta = out - y if sw is None else (out - y) * sw[:, None]
@@ -323,7 +327,7 @@ def test_loss_matches_sklearn_loss_functions(loss, dtype, global_random_seed):
     sw = rng.uniform(0, 3, size=n)
     out, y, sw = out.astype(dtype), y.astype(dtype), sw.astype(dtype)
     for weights in (None, sw):
-        total = _engine._kernel_loss(loss, out, y, weights, np.empty_like(out))
+        total = _testing._kernel_loss(loss, out, y, weights, np.empty_like(out))
         sw_sum = n if weights is None else float(weights.astype(np.float64).sum())
         got = total / sw_sum
         if loss == "squared_error":
@@ -335,7 +339,7 @@ def test_loss_matches_sklearn_loss_functions(loss, dtype, global_random_seed):
 def test_loss_empty():
     for shape in [(0, 3), (3, 0)]:
         out = np.zeros(shape)
-        assert _engine._kernel_loss("log_loss", out, out, None, out.copy()) == 0.0
+        assert _testing._kernel_loss("log_loss", out, out, None, out.copy()) == 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -392,7 +396,7 @@ def test_sgd_step(dtype, data):
 
     w_ref, v_ref, W_mag, V_mag = _sgd_reference(w, g, v, alpha, sw_sum, lr, mu, nesterov)
     params, vel = w.copy(), v.copy()
-    _engine._kernel_optimizer_step("sgd", params, g, vel, None, alpha, sw_sum, lr,
+    _testing._kernel_optimizer_step("sgd", params, g, vel, None, alpha, sw_sum, lr,
                                    momentum=mu, nesterov=nesterov)
     e = eps(dtype)
     assert params.dtype == dtype and vel.dtype == dtype
@@ -415,7 +419,7 @@ def test_adam_step(dtype, data):
     w_ref, m_ref, v_ref, M, V, den = _adam_reference(w, g, m, v, alpha, sw_sum, lr,
                                                      b1, b2, epsilon)
     params, m1, v1 = w.copy(), m.copy(), v.copy()
-    _engine._kernel_optimizer_step("adam", params, g, m1, v1, alpha, sw_sum, lr,
+    _testing._kernel_optimizer_step("adam", params, g, m1, v1, alpha, sw_sum, lr,
                                    beta_1=b1, beta_2=b2, epsilon=epsilon)
     e = eps(dtype)
     err_m = 8 * e * M + tiny(dtype)
@@ -432,7 +436,7 @@ def test_adam_step(dtype, data):
                   err_msg="params")
 
 
-@pytest.mark.parametrize("kind", ["adam", "sgd"])
+@pytest.mark.parametrize("kind", OPTIMIZER_KINDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1003, 100_003])
 def test_optimizer_step_sum_of_squares(kind, dtype, n, global_random_seed):
@@ -452,7 +456,7 @@ def test_optimizer_step_sum_of_squares(kind, dtype, n, global_random_seed):
     runs = []
     for want in (False, True):
         w, s = w0.copy(), [None if a is None else a.copy() for a in states]
-        sq = _engine._kernel_optimizer_step(kind, w, g, s[0], s[1], 1e-3, 32.0, 1e-2,
+        sq = _testing._kernel_optimizer_step(kind, w, g, s[0], s[1], 1e-3, 32.0, 1e-2,
                                             return_sum_squares=want)
         runs.append((w, s, sq))
     (w_plain, s_plain, none), (w, s, sq) = runs
@@ -475,11 +479,11 @@ def test_optimizer_step_sum_of_squares(kind, dtype, n, global_random_seed):
 def test_optimizer_step_rejects_bad_arguments():
     a = np.zeros(3)
     with pytest.raises(ValueError):
-        _engine._kernel_optimizer_step("adam", a, a.copy(), a.copy(), None, 0.0, 1.0, 0.1)
+        _testing._kernel_optimizer_step("adam", a, a.copy(), a.copy(), None, 0.0, 1.0, 0.1)
     with pytest.raises(ValueError):
-        _engine._kernel_optimizer_step("sgd", a, np.zeros(4), a.copy(), None, 0.0, 1.0, 0.1)
+        _testing._kernel_optimizer_step("sgd", a, np.zeros(4), a.copy(), None, 0.0, 1.0, 0.1)
     with pytest.raises(ValueError):
-        _engine._kernel_optimizer_step("rmsprop", a, a.copy(), a.copy(), None, 0.0, 1.0, 0.1)
+        _testing._kernel_optimizer_step("rmsprop", a, a.copy(), a.copy(), None, 0.0, 1.0, 0.1)
 
 
 # ---------------------------------------------------------------------------
@@ -733,7 +737,7 @@ def _reference_epoch(X, Y, sw, order, batch_size, params, units, act, out_act, o
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", OPTIMIZER_KINDS)
 @seed(HYPOTHESIS_SEED)
 @hsettings(25)
 @given(data=st.data())
@@ -798,4 +802,4 @@ def test_all_finite_matches_numpy(dtype, data):
             i = data.draw(st.integers(0, n - 1))
             x[i] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0,
                                               np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal]))
-    assert _engine._kernel_all_finite(x) == bool(np.isfinite(x).all())
+    assert _testing._kernel_all_finite(x) == bool(np.isfinite(x).all())

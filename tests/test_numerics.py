@@ -23,6 +23,7 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 
 import cymlp
 from cymlp import _engine
+from cymlp._engine import _testing
 
 DTYPES = [np.float32, np.float64]
 IDS = ["f32", "f64"]
@@ -47,7 +48,7 @@ def test_logistic_and_tanh_saturate(dtype):
                  dtype=dtype)
     for name, lo, hi in [("logistic", 0.0, 1.0), ("tanh", -1.0, 1.0)]:
         z = v.copy()
-        _engine._kernel_activation(name, z, np.zeros(z.shape[1], dtype=dtype))
+        _testing._kernel_activation(name, z, np.zeros(z.shape[1], dtype=dtype))
         assert np.isfinite(z).all(), (name, z)
         assert (z >= lo).all() and (z <= hi).all()
         assert z[0, 0] == lo and z[0, -1] == hi  # the exact limits
@@ -61,7 +62,7 @@ def test_relu_identity_extremes(dtype):
     z = np.array([[-big, -_small(dtype), 0.0, _small(dtype), big]], dtype=dtype)
     for name in ("relu", "identity"):
         out = z.copy()
-        _engine._kernel_activation(name, out, np.zeros(5, dtype=dtype))
+        _testing._kernel_activation(name, out, np.zeros(5, dtype=dtype))
         assert_array_equal(out, np.maximum(z, 0) if name == "relu" else z)
 
 
@@ -76,7 +77,7 @@ def test_softmax_of_large_logits(dtype):
         [-1e4, -1e4, -1e4 + 2.0],
     ], dtype=dtype)
     out = z.copy()
-    _engine._kernel_activation("softmax", out, np.zeros(3, dtype=dtype))
+    _testing._kernel_activation("softmax", out, np.zeros(3, dtype=dtype))
     assert np.isfinite(out).all()
     assert_allclose(out.sum(axis=1), 1, rtol=8 * ref.eps(dtype))
     e = np.exp(WIDE(-1))
@@ -105,7 +106,7 @@ def test_log_losses_at_probabilities_zero_and_one(loss, dtype):
         y = np.zeros_like(out)
         y[:, y_col] = 1
         delta = np.empty_like(out)
-        total = _engine._kernel_loss(loss, out, y, None, delta)
+        total = _testing._kernel_loss(loss, out, y, None, delta)
         assert np.isfinite(total) and np.isfinite(delta).all()
         expected = ref.row_losses(loss, out, y, dtype).sum()
         assert_allclose(total, float(expected), rtol=64 * e)
@@ -126,7 +127,7 @@ def test_poisson_loss_with_tiny_predictions(dtype):
     assert (out > 0).all()
     y = np.ones_like(out)
     delta = np.empty_like(out)
-    total = _engine._kernel_loss("poisson", out, y, None, delta)
+    total = _testing._kernel_loss("poisson", out, y, None, delta)
     p = out.astype(WIDE)
     expected = (-np.log(p) - 1 + p).sum()  # y = 1: log(1 / p) - 1 + p
     assert np.isfinite(total), (
@@ -140,7 +141,7 @@ def test_poisson_loss_zero_targets_tiny_predictions(dtype):
     # y = 0: the loss is p itself, however small
     out = np.array([[0.0], [np.finfo(dtype).tiny], [1e-3]], dtype=dtype)
     y = np.zeros_like(out)
-    total = _engine._kernel_loss("poisson", out, y, None, np.empty_like(out))
+    total = _testing._kernel_loss("poisson", out, y, None, np.empty_like(out))
     assert_allclose(total, float(out.astype(WIDE).sum()), rtol=4 * ref.eps(dtype))
 
 

@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 
 import cymlp
 from cymlp import _engine
+from cymlp._engine import _testing
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not os.path.exists("/proc/self/status"),
@@ -74,9 +75,10 @@ _CHILD = textwrap.dedent(r"""
     from test_resource_limits import _data, _estimator, _digest
     from threadpoolctl import threadpool_limits
     from cymlp import _engine
+    from cymlp._engine import _testing
 
     scenario, seed, margin = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    _engine._contention(adapt=False)  # teams even on a busy machine: see _team.h
+    _testing._contention(adapt=False)  # teams even on a busy machine: see _team.h
     X, y, X_predict = _data(seed)
     est = _estimator(seed)
     if scenario == "predict":
@@ -92,7 +94,7 @@ _CHILD = textwrap.dedent(r"""
 
     limit = vm_size() + margin
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
-    _engine._thread_stats()
+    _testing._thread_stats()
     try:
         if scenario == "fit":
             est.fit(X, y)
@@ -102,7 +104,7 @@ _CHILD = textwrap.dedent(r"""
     except MemoryError as exc:
         report = {"outcome": "MemoryError", "message": str(exc)}
     else:
-        report = {"outcome": "ok", "digest": got, "regions": _engine._thread_stats()[0]}
+        report = {"outcome": "ok", "digest": got, "regions": _testing._thread_stats()[0]}
     resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     print(json.dumps(report))
 """)
@@ -123,7 +125,7 @@ def _margins():
     """MiB above VmSize: inside a thread's stack (where libgomp exited),
     between a stack and a stack plus OpenBLAS's buffers (where OpenBLAS
     spun), and above both. From this machine's sizes."""
-    buffer = _engine._resources()["blas_buffer_bytes"] or 32 * MiB
+    buffer = _testing._resources()["blas_buffer_bytes"] or 32 * MiB
     stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
     if stack == resource.RLIM_INFINITY or stack <= 0:
         stack = 8 * MiB
@@ -172,9 +174,9 @@ def test_threaded_call_under_address_space_limit(scenario, global_random_seed):
 
 @pytest.fixture
 def _teams():
-    _engine._contention(adapt=False)
+    _testing._contention(adapt=False)
     yield
-    _engine._contention(adapt=True)
+    _testing._contention(adapt=True)
 
 
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: no threads to create")
@@ -182,20 +184,20 @@ def test_failed_thread_probe_runs_the_call_on_one_thread(_teams, global_random_s
     X, y, X_predict = _data(global_random_seed)
     with threadpool_limits(2, user_api="openmp"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _engine._thread_stats()
+        _testing._thread_stats()
         ref = _estimator(global_random_seed).fit(X, y)
         ref_proba = ref.predict_proba(X_predict)
-        regions, _ = _engine._thread_stats()
+        regions, _ = _testing._thread_stats()
         assert regions > 0, "the reference did not run on teams: shapes too small"
 
-        _engine._resources(probe_fails=True)
+        _testing._resources(probe_fails=True)
         try:
             est = _estimator(global_random_seed).fit(X, y)
             proba = est.predict_proba(X_predict)
-            regions, _ = _engine._thread_stats()
-            found = _engine._resources()
+            regions, _ = _testing._thread_stats()
+            found = _testing._resources()
         finally:
-            _engine._resources(probe_fails=False)
+            _testing._resources(probe_fails=False)
     assert regions == 0, "a call whose probe failed still opened a parallel region"
     assert found["probes_failed"] > 0
     for a, b in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
@@ -215,14 +217,14 @@ def test_thread_probe_runs_once_per_calling_thread(_teams, global_random_seed):
     def work():
         with threadpool_limits(2, user_api="openmp"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _engine._resources()
-            _engine._thread_stats()
+            _testing._resources()
+            _testing._thread_stats()
             est = _estimator(global_random_seed).fit(X, y)
-            found["first fit"] = _engine._resources()["probes"]
+            found["first fit"] = _testing._resources()["probes"]
             est.fit(X, y)
             est.predict_proba(X_predict)
-            found["later calls"] = _engine._resources()["probes"]
-            found["regions"] = _engine._thread_stats()[0]
+            found["later calls"] = _testing._resources()["probes"]
+            found["regions"] = _testing._thread_stats()[0]
 
     t = threading.Thread(target=work)
     t.start()
@@ -234,7 +236,7 @@ def test_thread_probe_runs_once_per_calling_thread(_teams, global_random_seed):
 def test_openblas_work_buffer_measured():
     """The scipy wheels' OpenBLAS keeps one table of work buffers for the
     process; the engine measured one buffer's size when it was imported."""
-    found = _engine._resources()
+    found = _testing._resources()
     if found["blas"] is None:
         pytest.skip("scipy's BLAS is not OpenBLAS, or its allocator is not exported")
     assert found["blas"] in ("shared", "per-thread")

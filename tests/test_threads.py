@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 import cymlp
 from cymlp import _engine
+from cymlp._engine import _testing
 
 THREADS = [1, 2, 3, 4, 8]
 
@@ -33,9 +34,9 @@ def _teams_whatever_the_load():
     """Teams even when this machine is busy: the engine sends its calls to one
     thread after its teams are preempted by other programs (_team.h), and the
     tests here must run the parallel passes they compare."""
-    _engine._contention(adapt=False)
+    _testing._contention(adapt=False)
     yield
-    _engine._contention(adapt=True)
+    _testing._contention(adapt=True)
 
 # 256 features and 128 hidden units in batches of 256: each big product holds
 # several chunks, and so do the activations and the optimizer step.
@@ -118,10 +119,10 @@ def test_classifier_same_bits_any_thread_count(config, dtype, sparse, global_ran
     results = {}
     for n in THREADS:
         with _limits(n, config):
-            _engine._thread_stats()
+            _testing._thread_stats()
             est = _fit(config, X, y, global_random_seed)
             results[n] = _outputs(est, X)
-            regions, team = _engine._thread_stats()
+            regions, team = _testing._thread_stats()
         if n == 1:
             assert regions == 0
         else:
@@ -159,18 +160,18 @@ def test_predict_same_bits_any_thread_count(dtype, global_random_seed):
         refs = [net.predict(big, coefs, est.intercepts_, chunk_rows=c) for c in (300, 5000)]
     for n in THREADS[1:]:
         with threadpool_limits(n):
-            _engine._thread_stats()
+            _testing._thread_stats()
             for c, ref in zip((300, 5000), refs):
                 assert_array_equal(net.predict(big, coefs, est.intercepts_, chunk_rows=c), ref)
-            assert _engine._thread_stats()[0] > 0
+            assert _testing._thread_stats()[0] > 0
 
 
 def test_threadpool_limits_one_makes_fit_serial():
     X, y = _data(0, np.float64)
     with threadpool_limits(1):
-        _engine._thread_stats()
+        _testing._thread_stats()
         _fit("adam", X, y, 0)
-        assert _engine._thread_stats() == (0, 0)
+        assert _testing._thread_stats() == (0, 0)
 
 
 _SUBPROCESS_FIT = """
@@ -188,6 +189,7 @@ for config in ("adam", "lbfgs"):
                                  if isinstance(v, list) and isinstance(v[0], np.ndarray)
                                  else np.asarray(v).tobytes().hex()) for k, v in r.items()}}
 from cymlp import _engine
+from cymlp._engine import _testing
 out["threads"] = _engine._EngineCall().__enter__().threads
 print(json.dumps(out))
 """
@@ -227,6 +229,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, {tests!r})
 import test_threads as t
 from cymlp import _engine
+from cymlp._engine import _testing
 X, y = t._data(0, np.float64)
 with threadpool_limits(1):
     ref = t._outputs(t._fit("adam", X, y, 0, max_iter=40), X)
@@ -236,13 +239,13 @@ def flat(r):
 ref = flat(ref)
 regions, same = {{}}, True
 for adapt in (False, True):
-    _engine._contention(adapt=adapt)
+    _testing._contention(adapt=adapt)
     with threadpool_limits(2):
-        _engine._thread_stats()
+        _testing._thread_stats()
         got = flat(t._outputs(t._fit("adam", X, y, 0, max_iter=40), X))
-        regions[adapt] = _engine._thread_stats()[0]
+        regions[adapt] = _testing._thread_stats()[0]
     same = same and all(np.array_equal(got[k], ref[k]) for k in ref)
-found = _engine._contention()
+found = _testing._contention()
 print(json.dumps(dict(off=regions[False], on=regions[True], found=found, same=same)))
 """
 
@@ -276,7 +279,7 @@ def test_sample_weight_same_bits_any_thread_count(config, sparse, global_random_
     results = {}
     for n in (1, 2, 3):
         with _limits(n, config):
-            _engine._thread_stats()
+            _testing._thread_stats()
             est = cymlp.MLPClassifier(hidden_layer_sizes=(128, 64), batch_size=BATCH, max_iter=3,
                                       random_state=global_random_seed, **CONFIGS[config])
             with warnings.catch_warnings():
@@ -284,7 +287,7 @@ def test_sample_weight_same_bits_any_thread_count(config, sparse, global_random_
                 est.fit(X, y, sample_weight=w)
             results[n] = _outputs(est, X)
             if n > 1:
-                assert _engine._thread_stats()[0] > 0
+                assert _testing._thread_stats()[0] > 0
     for n in (2, 3):
         _assert_same(results[n], results[1], f"{n} threads")
 
@@ -298,25 +301,25 @@ def test_contention_episode_ends_within_its_time():
     count, so a lone burst costs one call."""
     import time
 
-    _engine._contention(adapt=True)  # forget earlier findings
-    _engine._contention_episode()  # and the count of calls sent serial so far
+    _testing._contention(adapt=True)  # forget earlier findings
+    _testing._contention_episode()  # and the count of calls sent serial so far
     try:
         busy, calm = (1000, 0.01), (0, 0.01)
         # a lone burst: one call on one thread, then teams again
-        assert _engine._contention_episode(*busy) == (True, True, 1)
-        assert _engine._contention_episode() == (None, False, 0)
+        assert _testing._contention_episode(*busy) == (True, True, 1)
+        assert _testing._contention_episode() == (None, False, 0)
         # a calm trial resets the count: the next finding sends one call again
-        assert _engine._contention_episode(*calm)[:2] == (False, False)
-        assert _engine._contention_episode(*busy)[:2] == (True, True)
-        assert not _engine._contention_episode()[1]
+        assert _testing._contention_episode(*calm)[:2] == (False, False)
+        assert _testing._contention_episode(*busy)[:2] == (True, True)
+        assert not _testing._contention_episode()[1]
         # a machine that stays busy: 2, 4, ... 64 calls per episode
         for _ in range(6):
-            _engine._contention_episode(*busy)
-        sends = [_engine._contention_episode()[1] for _ in range(40)]
+            _testing._contention_episode(*busy)
+        sends = [_testing._contention_episode()[1] for _ in range(40)]
         assert all(sends), "the episode's calls run on one thread"
         # ... until its time is up, with 23 of its 64 calls left
         time.sleep(0.6)
-        assert not _engine._contention_episode()[1]
-        assert not _engine._contention_episode()[1]
+        assert not _testing._contention_episode()[1]
+        assert not _testing._contention_episode()[1]
     finally:
-        _engine._contention(adapt=False)  # as this module's fixture expects
+        _testing._contention(adapt=False)  # as this module's fixture expects

@@ -175,13 +175,14 @@ class StepFloor(_NetTiming):
     an exact implementation can reach: sklearn / (floor + step). Wrapper
     overhead is measured on size-1 buffers and subtracted, as in GemmFloor.
     Adam's quotient takes ``path`` ("auto": the one chosen when cymlp was
-    loaded; "divider", "fma", "hybrid": see ``cymlp._engine._adam_step_path``).
+    loaded; "divider", "fma", "hybrid": see ``cymlp._testing._adam_step_path``).
     """
 
     def __init__(self, n_params, dtype, solver, n_batches, seed=0, path="auto"):
         from cymlp import _engine  # test hook of the compiled step
+        from cymlp._engine import _testing
 
-        self.step = _engine._kernel_optimizer_step
+        self.step = _testing._kernel_optimizer_step
         self.path = path
         self.solver = solver
         self.n_batches = n_batches

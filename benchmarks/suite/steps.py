@@ -22,7 +22,7 @@ exact implementation (README, "The optimizer steps").
 For Adam, on a CPU with AVX-512 or AVX2, the rows ``-divider``, ``-fma``,
 ``-hybrid``, ``-fma-avx2`` and ``-hybrid-avx2`` (those this CPU runs) time
 cymlp's step with each way to its quotient forced (the same bits; the plain row takes the one chosen when cymlp was loaded,
-``cymlp._engine._adam_step_path()``), in the same interleaved repeats.
+``cymlp._testing._adam_step_path()``), in the same interleaved repeats.
 """
 
 import time
@@ -192,13 +192,14 @@ def quotient_paths(solver):
         "fma-avx2", "hybrid-avx2" that this CPU runs.
     """
     from cymlp import _engine
+    from cymlp._engine import _testing
 
     if solver != "adam":
         return ()
     paths = []
     for path in ("fma", "hybrid", "fma-avx2", "hybrid-avx2"):
         try:
-            _engine._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
+            _testing._kernel_adam_quotient(np.ones(1), np.ones(1), 1e-8, path)
         except ValueError:  # its instruction set is missing
             continue
         paths.append(path)

@@ -1,0 +1,100 @@
+"""The engine's vocabulary, as Python sees it: one row per activation, loss
+and optimizer, read from the C table (``csrc/vocabulary.h``) that the kernels
+dispatch on. The estimators' parameter constraints, the ONNX converter and
+the documentation's tests take their names from here.
+
+Examples
+--------
+>>> from cymlp._engine.vocabulary import ACTIVATION_ROWS, HIDDEN_ACTIVATIONS
+>>> HIDDEN_ACTIVATIONS["relu"] == ACTIVATION_ROWS[HIDDEN_ACTIVATIONS["relu"]].code
+True
+>>> [row.name for row in ACTIVATION_ROWS if row.needs_pre]
+['gelu', 'silu']
+"""
+from typing import NamedTuple
+
+
+class Activation(NamedTuple):
+    """One activation: where it may stand and what its kernels need."""
+    name: str
+    code: int
+    hidden: bool        # allowed in hidden layers
+    output: bool        # allowed as an output activation
+    needs_pre: bool     # its derivative needs the pre-activations z
+    takes_slope: bool   # reads negative_slope
+    ufunc: bool         # computed by numpy's / scipy's ufunc loop (as scikit-learn)
+    sklearn: bool       # scikit-learn has it
+
+
+class Loss(NamedTuple):
+    """One loss: its output activation and how it is reported."""
+    name: str
+    code: int
+    link: str                  # the output activation its delta assumes
+    mean_over_outputs: bool    # reported as a mean over the outputs
+    halved: bool               # reported halved (scikit-learn's squared error)
+    residual: bool             # a function of y - p (the robust losses)
+    param_range: tuple | None  # (low, high), open: the loss_param it takes, or None
+    sklearn: bool
+
+
+class Optimizer(NamedTuple):
+    """One solver."""
+    name: str
+    code: int
+    stochastic: bool      # minibatch steps inside the engine's epoch
+    second_moment: bool   # keeps a second moment (adam)
+    full_batch: bool      # scipy's minimiser over the engine's loss and gradient
+    sklearn: bool
+
+
+def _activation_rows():
+    rows = []
+    for i in range(CYMLP_N_ACTIVATIONS):
+        r = cymlp_activation_rows[i]
+        t = r.traits
+        rows.append(Activation(
+            r.name.decode(), r.code, bool(t & CYMLP_HIDDEN), bool(t & CYMLP_OUTPUT),
+            bool(t & CYMLP_NEEDS_PRE), bool(t & CYMLP_TAKES_SLOPE), bool(t & CYMLP_UFUNC),
+            bool(t & CYMLP_SKLEARN)))
+    return tuple(rows)
+
+
+ACTIVATION_ROWS = _activation_rows()
+
+
+def _loss_rows():
+    names = {row.code: row.name for row in ACTIVATION_ROWS}
+    rows = []
+    for i in range(CYMLP_N_LOSSES):
+        r = cymlp_loss_rows[i]
+        t = r.traits
+        rows.append(Loss(
+            r.name.decode(), r.code, names[r.link], bool(t & CYMLP_MEAN_OVER_OUTPUTS),
+            bool(t & CYMLP_HALVED), bool(t & CYMLP_RESIDUAL),
+            (r.param_low, r.param_high) if t & CYMLP_TAKES_PARAM else None,
+            bool(t & CYMLP_LOSS_SKLEARN)))
+    return tuple(rows)
+
+
+def _optimizer_rows():
+    rows = []
+    for i in range(CYMLP_N_OPTIMIZERS):
+        r = cymlp_optimizer_rows[i]
+        t = r.traits
+        rows.append(Optimizer(
+            r.name.decode(), r.code, bool(t & CYMLP_STOCHASTIC), bool(t & CYMLP_SECOND_MOMENT),
+            bool(t & CYMLP_FULL_BATCH), bool(t & CYMLP_SOLVER_SKLEARN)))
+    return tuple(rows)
+
+
+LOSS_ROWS = _loss_rows()
+OPTIMIZER_ROWS = _optimizer_rows()
+
+# name -> code views, in the rows' order
+HIDDEN_ACTIVATIONS = {r.name: r.code for r in ACTIVATION_ROWS if r.hidden}
+OUTPUT_ACTIVATIONS = {r.name: r.code for r in ACTIVATION_ROWS if r.output}
+ACTIVATIONS = {r.name: r.code for r in ACTIVATION_ROWS}
+LOSSES = {r.name: r.code for r in LOSS_ROWS}
+SOLVERS = {r.name: r.code for r in OPTIMIZER_ROWS}
+STOCHASTIC_SOLVERS = {r.name: r.code for r in OPTIMIZER_ROWS if r.stochastic}
