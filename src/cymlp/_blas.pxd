@@ -8,7 +8,7 @@
 from cython cimport floating
 
 
-cdef extern from "_blas.h" nogil:
+cdef extern from "blas.h" nogil:
     ctypedef void (*cymlp_sgemm_fn)(const char*, const char*, const int*, const int*,
                                     const int*, const float*, const float*, const int*,
                                     const float*, const int*, const float*, float*,

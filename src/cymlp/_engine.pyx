@@ -116,7 +116,7 @@ cdef extern from *:
     int omp_get_thread_num() noexcept nogil
     const int CYMLP_HAVE_OPENMP
 
-cdef extern from "_team.h" nogil:
+cdef extern from "team.h" nogil:
     ctypedef struct cymlp_team:
         double* scratch
     const int CYMLP_TEAM_SCRATCH
@@ -138,7 +138,7 @@ cdef extern from "_team.h" nogil:
     int cymlp_fork_serial()
     int cymlp_team_size(cymlp_team* tm)
 
-cdef extern from "_resources.h" nogil:
+cdef extern from "resources.h" nogil:
     ctypedef struct cymlp_failure:
         const char* what
         size_t bytes
@@ -2372,13 +2372,13 @@ def _kernel_column_sums(const floating[:, ::1] a):
     return out
 
 
-# Adam's quotient by the divider or without it (_exact_quotient.h): the same
-# bits, so the faster one on this machine is chosen once, here, unless the
-# environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA,
-# hybrid: the FMA square root and the divider's division). "fma" and "hybrid"
-# are the AVX-512 code; "-avx2" names the same arithmetic in AVX2 code, the
-# one chosen on CPUs without AVX-512 and forced by name in the tests.
-cymlp_adam_select()
+# Adam's quotient by the divider or without it (exact_quotient.h): the same
+# bits, so the faster one on this machine is chosen once, on first use
+# (adam_path.h), unless the environment variable CYMLP_ADAM_DIVIDER forces it
+# (1: divider, 0: FMA, hybrid: the FMA square root and the divider's
+# division). "fma" and "hybrid" are the AVX-512 code; "-avx2" names the same
+# arithmetic in AVX2 code, the one chosen on CPUs without AVX-512 and forced
+# by name in the tests.
 _ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA,
                "hybrid": CYMLP_PATH_HYBRID, "fma-avx2": CYMLP_PATH_FMA_AVX2,
                "hybrid-avx2": CYMLP_PATH_HYBRID_AVX2}
@@ -2414,7 +2414,7 @@ def _adam_path_code(str path):
 
 
 def _adam_step_path():
-    """The path Adam's step takes in each dtype, as chosen when cymlp was loaded.
+    """The path Adam's step takes in each dtype, as chosen on first use (now, if need be).
 
     Returns
     -------
@@ -2425,8 +2425,8 @@ def _adam_step_path():
         root so, the division by the divider), or "fma-avx2" / "hybrid-avx2"
         (the same in AVX2 code, on CPUs without AVX-512).
     """
-    return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f],
-            "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d]}
+    return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f()],
+            "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d()]}
 
 
 def _kernel_adam_quotient(const floating[::1] a, const floating[::1] v, double eps,

@@ -48,7 +48,7 @@ cdef enum:
 # The streaming loops written in C, compiled for several instruction sets
 # (AVX-512, AVX2, baseline) and picked when the module loads: see
 # _vector_loops.h. The kernels below call them for the passes they cover.
-cdef extern from "_vector_loops.h" nogil:
+cdef extern from "vector_loops.h" nogil:
     void cymlp_bias_relu_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_bias_relu_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_add_bias_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
@@ -385,14 +385,16 @@ cdef inline void column_sums(
         cymlp_column_sums_d(a, out, rows, cols, ld)
 
 
-cdef extern from "_vector_loops.h" nogil:
+cdef extern from "optimizer_steps.h" nogil:
     void cymlp_sgd_step_f(float* w, const float* g_raw, float* velocity, Py_ssize_t size,
                           float alpha, float inv_n, float lr, float mu, int nesterov, double* sq)
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
                           double alpha, double inv_n, double lr, double mu, int nesterov,
                           double* sq)
-    # path: CYMLP_PATH_AUTO (the one chosen at load time), _DIVIDER, _FMA,
-    # _HYBRID or their _AVX2 variants (_exact_quotient.h); all give the same bits
+
+cdef extern from "adam_path.h" nogil:
+    # path: CYMLP_PATH_AUTO (the one chosen on first use), _DIVIDER, _FMA,
+    # _HYBRID or their _AVX2 variants (adam_path.h); all give the same bits
     void cymlp_adam_step_f(float* w, const float* g_raw, float* m, float* v, Py_ssize_t size,
                            float alpha, float inv_n, float b1, float c1, float b2, float c2,
                            float eps, float lr_t, double* sq, int path)
@@ -403,14 +405,10 @@ cdef extern from "_vector_loops.h" nogil:
                                 Py_ssize_t n, int sqrt_only, int path)
     void cymlp_adam_quotients_d(const double* a, const double* v, double eps, double* out,
                                 Py_ssize_t n, int sqrt_only, int path)
-    void cymlp_adam_select()
-    int cymlp_fma_quotient_supported()
-    int cymlp_avx2_quotient_supported()
-    void cymlp_avx2_picks_ps(const float* a, const float* v, const float* c, float* out,
-                             Py_ssize_t n, int sqrt_only)
-    void cymlp_avx2_picks_pd(const double* a, const double* v, const double* c, double* out,
-                             Py_ssize_t n, int sqrt_only)
-    int cymlp_adam_path_f, cymlp_adam_path_d
+    # the choice of AUTO's paths, made on the first call of any of these
+    int cymlp_adam_select()
+    int cymlp_adam_path_f()
+    int cymlp_adam_path_d()
     enum:
         CYMLP_PATH_AUTO
         CYMLP_PATH_DIVIDER
@@ -418,6 +416,16 @@ cdef extern from "_vector_loops.h" nogil:
         CYMLP_PATH_HYBRID
         CYMLP_PATH_FMA_AVX2
         CYMLP_PATH_HYBRID_AVX2
+
+cdef extern from "exact_quotient.h" nogil:
+    int cymlp_fma_quotient_supported()
+    int cymlp_avx2_quotient_supported()
+    void cymlp_avx2_picks_ps(const float* a, const float* v, const float* c, float* out,
+                             Py_ssize_t n, int sqrt_only)
+    void cymlp_avx2_picks_pd(const double* a, const double* v, const double* c, double* out,
+                             Py_ssize_t n, int sqrt_only)
+
+cdef extern from "vector_loops.h" nogil:
     int cymlp_all_finite_f(const float* x, Py_ssize_t n)
     int cymlp_all_finite_d(const double* x, Py_ssize_t n)
 
