@@ -8,7 +8,8 @@ written by ``python tests/_bitwise_cases.py`` before the engine was split into
 a package (issue #21) and must be reproduced after any change that is meant to
 move no bit: a refactoring, a new module layout, a faster kernel with the same
 arithmetic. They are a fixture of this machine's bits (its OpenBLAS kernels),
-recorded with the machine's signature.
+recorded with the machine's signature. ``python tests/_bitwise_cases.py
+lbfgs`` records only the cases whose names contain "lbfgs".
 """
 
 import hashlib
@@ -90,13 +91,48 @@ def _data(kind, dtype, opts, seed=0):
     return X, y, sw
 
 
+def _lbfgs_case(kind, params, X, y, sw):
+    """The engine's part of an lbfgs fit: the loss and gradient at the
+    starting weights and at three points around them, with and without the
+    L2 term. (A whole fit's bits also depend on scipy's L-BFGS-B, whose BLAS
+    rounds its dot products according to the alignment of the arrays scipy
+    allocates: they differ between processes that ran different code first,
+    whatever the engine does.)"""
+    from cymlp._engine import Network, Trainer
+
+    dtype = X.dtype
+    rng = np.random.RandomState(1)
+    if kind == "reg":
+        out, loss, Y = "identity", params.get("loss", "squared_error"), y
+    else:
+        out, loss, Y = "softmax", "log_loss", np.eye(5)[y]
+    units = [X.shape[1], *HIDDEN, Y.shape[1]]
+    net = Network(units, params.get("activation", "relu"), out, loss,
+                  loss_param=1.0 if loss == "huber" else None)
+    trainer = Trainer(net, dtype, max_rows=X.shape[0])
+    Y = np.ascontiguousarray(Y, dtype=dtype)
+    if sw is not None:
+        sw = np.ascontiguousarray(sw, dtype=dtype)
+    start = (rng.uniform(-1, 1, net.n_params) * 0.1).astype(dtype)
+    parts = []
+    for k in range(4):
+        p = start + (rng.normal(size=net.n_params) * 0.01 * k).astype(dtype)
+        for alpha in (0.0, 1e-3):
+            value, grad = trainer.loss_grad(X, Y, sw, p, alpha)
+            parts += [np.asarray([value]), grad.copy()]
+    return parts, float(parts[0][0]), [float(v) for v in parts[1][:4]]
+
+
 def run_case(name, dtype_name):
     """Fit case `name` in dtype `dtype_name` ('f32' or 'f64'); its digest and
-    a few values to read when a digest differs."""
+    a few values to read when a digest differs. lbfgs cases: see _lbfgs_case."""
     import cymlp
 
     kind, params, opts = CASES[name]
     X, y, sw = _data(kind, DTYPES[dtype_name], opts)
+    if params["solver"] == "lbfgs":
+        parts, loss, first = _lbfgs_case(kind, params, X, y, sw)
+        return {"sha256": _digest(parts), "first_weights": first, "loss": loss}
     cls = cymlp.MLPRegressor if kind == "reg" else cymlp.MLPClassifier
     est = cls(hidden_layer_sizes=HIDDEN, batch_size=BATCH, max_iter=3, random_state=0,
               **params)
@@ -110,13 +146,18 @@ def run_case(name, dtype_name):
     parts.append(np.asarray(est.predict(X)))
     if hasattr(est, "predict_proba"):
         parts.append(est.predict_proba(X))
+    return {"sha256": _digest(parts),
+            "first_weights": [float(v) for v in est.coefs_[0].ravel()[:4]],
+            "loss": float(parts[len(est.coefs_) * 2][-1])}
+
+
+def _digest(parts):
     h = hashlib.sha256()
     for p in parts:
         p = np.ascontiguousarray(p)
         h.update(str((p.dtype.str, p.shape)).encode())
         h.update(p.tobytes())
-    return {"sha256": h.hexdigest(), "first_weights": [float(v) for v in est.coefs_[0].ravel()[:4]],
-            "loss": float(parts[len(est.coefs_) * 2][-1])}
+    return h.hexdigest()
 
 
 def machine_signature():
@@ -137,11 +178,18 @@ def machine_signature():
     return {"machine": platform.machine(), "openblas_core": corename}
 
 
-def main():
+def main(only=None):
+    """Record the digests (of the cases whose names contain `only`, kept
+    beside the others already recorded)."""
     from threadpoolctl import threadpool_limits
 
     out = {"signature": machine_signature(), "cases": {}}
+    if only is not None:
+        with open(FIXTURE) as f:
+            out = json.load(f)
     for name in CASES:
+        if only is not None and only not in name:
+            continue
         for dt in DTYPES:
             with threadpool_limits(1):
                 out["cases"][f"{name}-{dt}"] = run_case(name, dt)
@@ -152,4 +200,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -1,6 +1,7 @@
 """Bits unchanged: every case of tests/_bitwise_cases.py reproduces the
 digest recorded before the engine became a package (issue #21), on one
-thread and on two.
+thread and on two (lbfgs cases: the engine's loss and gradient, without
+scipy's minimiser, whose own rounding depends on memory alignment).
 
 The fixture holds this machine type's bits (its OpenBLAS kernels): on a
 machine with another signature the digests cannot match and the test says
@@ -45,12 +46,7 @@ def test_bits_as_recorded(name, dtype, threads):
                     f"this machine is {machine_signature()}")
     if threads > 1 and not _engine.OPENMP:
         pytest.skip("built without OpenMP: always serial (the one-thread case ran)")
-    # lbfgs: scipy's minimiser runs at the user's BLAS setting, which rounds
-    # with its thread count (tests/test_threads.py): on one thread every
-    # library is held at one, as when the fixture was recorded; on two, the
-    # engine's (OpenMP) threads alone, BLAS left at its default
-    api = "openmp" if "lbfgs" in name and threads > 1 else None
-    with threadpool_limits(threads, user_api=api):
+    with threadpool_limits(threads):
         _testing._thread_stats()
         got = run_case(name, dtype)
         regions, _ = _testing._thread_stats()

@@ -66,7 +66,11 @@ _CHILD = textwrap.dedent(r"""
     else:
         raise SystemExit("unknown scenario " + scenario)
 
-    report = {"sent_at_epoch": None}
+    # Ctrl-C as in an interactive session: Python's default handler (a child
+    # keeps an ignored SIGINT from the process that started it)
+    report = {"sent_at_epoch": None,
+              "inherited_handler": str(signal.getsignal(signal.SIGINT))}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main = threading.main_thread().ident
 
     def watcher():
@@ -85,6 +89,11 @@ _CHILD = textwrap.dedent(r"""
             time.sleep(epoch / 2)
         report["sent_at_epoch"] = est.__dict__.get("n_iter_")
         signal.pthread_kill(main, signal.SIGINT)
+        # a fit that goes on is a failure to report, not a hang
+        time.sleep(300)
+        print("REPORT-HANG " + json.dumps(report), flush=True)
+        import os
+        os._exit(3)
 
     threading.Thread(target=watcher, daemon=True).start()
     with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as records:

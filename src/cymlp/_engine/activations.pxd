@@ -17,7 +17,7 @@ from .vocabulary cimport (
 
 # The streaming loops written in C, compiled for several instruction sets
 # and picked when the module loads (csrc/vector_loops.h).
-cdef extern from "_vector_loops.h" nogil:
+cdef extern from "vector_loops.h" nogil:
     void cymlp_bias_relu_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_bias_relu_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_add_bias_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)

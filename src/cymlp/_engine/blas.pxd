@@ -1,4 +1,4 @@
-# Row-major BLAS wrappers over the engine's private OpenBLAS (see _blas.h:
+# Row-major BLAS wrappers over the engine's private OpenBLAS (see csrc/blas.h:
 # why private, and single-threaded), one function for both precisions.
 #
 # BLAS is column-major. A row-major matrix M (rows x cols, leading dimension
@@ -8,7 +8,7 @@
 from cython cimport floating
 
 
-cdef extern from "_blas.h" nogil:
+cdef extern from "blas.h" nogil:
     ctypedef void (*cymlp_sgemm_fn)(const char*, const char*, const int*, const int*,
                                     const int*, const float*, const float*, const int*,
                                     const float*, const int*, const float*, float*,

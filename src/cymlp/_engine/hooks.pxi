@@ -3,7 +3,7 @@
 # the estimators never call them.
 
 def _resources(probe_fails=None):
-    """Test hook: what _resources.h found and did, as a dict: ``probes`` and
+    """Test hook: what csrc/resources.h found and did, as a dict: ``probes`` and
     ``probes_failed`` since the last call (which resets them; a probe tries
     the new threads of a team before libgomp makes them), ``blas`` (how
     OpenBLAS keeps its work buffers: "shared", "per-thread", or None where
@@ -45,7 +45,7 @@ def _thread_stats():
 
 def _contention(adapt=None):
     """Test hook: how many teams were found preempted by other programs
-    (see _team.h) since the last call, which resets the count. With adapt
+    (see csrc/team.h) since the last call, which resets the count. With adapt
     (True / False), first turns the adaptation on or off; either way the
     engine forgets what it found, and the next calls may use teams again."""
     global _stat_contended
@@ -70,13 +70,13 @@ def _contention_episode(preempted=None, seconds=None):
     return found, sent, cymlp_contention_serial_calls()
 
 
-# Adam's quotient by the divider or without it (_exact_quotient.h): the same
-# bits, so the faster one on this machine is chosen once, here, unless the
-# environment variable CYMLP_ADAM_DIVIDER forces it (1: divider, 0: FMA,
-# hybrid: the FMA square root and the divider's division). "fma" and "hybrid"
-# are the AVX-512 code; "-avx2" names the same arithmetic in AVX2 code, the
-# one chosen on CPUs without AVX-512 and forced by name in the tests.
-cymlp_adam_select()
+# Adam's quotient by the divider or without it (csrc/exact_quotient.h): the
+# same bits, so the faster one on this machine is chosen once, on first use
+# (csrc/adam_path.h), unless the environment variable CYMLP_ADAM_DIVIDER
+# forces it (1: divider, 0: FMA, hybrid: the FMA square root and the
+# divider's division). "fma" and "hybrid" are the AVX-512 code; "-avx2" names
+# the same arithmetic in AVX2 code, the one chosen on CPUs without AVX-512
+# and forced by name in the tests.
 _ADAM_PATHS = {"auto": CYMLP_PATH_AUTO, "divider": CYMLP_PATH_DIVIDER, "fma": CYMLP_PATH_FMA,
                "hybrid": CYMLP_PATH_HYBRID, "fma-avx2": CYMLP_PATH_FMA_AVX2,
                "hybrid-avx2": CYMLP_PATH_HYBRID_AVX2}
@@ -84,7 +84,7 @@ _ADAM_PATH_NAMES = {code: name for name, code in _ADAM_PATHS.items()}
 
 
 def _adam_step_path():
-    """The path Adam's step takes in each dtype, as chosen when cymlp was loaded.
+    """The path Adam's step takes in each dtype, as chosen on first use (now, if need be).
 
     Returns
     -------
@@ -95,6 +95,6 @@ def _adam_step_path():
         root so, the division by the divider), or "fma-avx2" / "hybrid-avx2"
         (the same in AVX2 code, on CPUs without AVX-512).
     """
-    return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f],
-            "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d]}
+    return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f()],
+            "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d()]}
 

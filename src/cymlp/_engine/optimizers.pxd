@@ -32,33 +32,31 @@ cdef struct Optimizer:
     float* params32
 
 
-cdef extern from "_vector_loops.h" nogil:
+cdef extern from "optimizer_steps.h" nogil:
     void cymlp_sgd_step_f(float* w, const float* g_raw, float* velocity, Py_ssize_t size,
                           float alpha, float inv_n, float lr, float mu, int nesterov, double* sq)
     void cymlp_sgd_step_d(double* w, const double* g_raw, double* velocity, Py_ssize_t size,
                           double alpha, double inv_n, double lr, double mu, int nesterov,
                           double* sq)
-    # path: CYMLP_PATH_AUTO (the one chosen for this machine), _DIVIDER, _FMA,
-    # _HYBRID or their _AVX2 variants (csrc/exact_quotient.h); all give the same bits
+
+cdef extern from "adam_path.h" nogil:
+    # path: CYMLP_PATH_AUTO (the one chosen on first use), _DIVIDER, _FMA,
+    # _HYBRID or their _AVX2 variants (csrc/adam_path.h); all give the same bits
     void cymlp_adam_step_f(float* w, const float* g_raw, float* m, float* v, Py_ssize_t size,
                            float alpha, float inv_n, float b1, float c1, float b2, float c2,
                            float eps, float lr_t, double* sq, int path)
     void cymlp_adam_step_d(double* w, const double* g_raw, double* m, double* v,
                            Py_ssize_t size, double alpha, double inv_n, double b1, double c1,
                            double b2, double c2, double eps, double lr_t, double* sq, int path)
-    # the quotient a / (sqrt(v) + eps) alone, and the paths to it
+    # the quotient a / (sqrt(v) + eps) alone, by a path
     void cymlp_adam_quotients_f(const float* a, const float* v, float eps, float* out,
                                 Py_ssize_t n, int sqrt_only, int path)
     void cymlp_adam_quotients_d(const double* a, const double* v, double eps, double* out,
                                 Py_ssize_t n, int sqrt_only, int path)
-    void cymlp_adam_select()
-    int cymlp_fma_quotient_supported()
-    int cymlp_avx2_quotient_supported()
-    void cymlp_avx2_picks_ps(const float* a, const float* v, const float* c, float* out,
-                             Py_ssize_t n, int sqrt_only)
-    void cymlp_avx2_picks_pd(const double* a, const double* v, const double* c, double* out,
-                             Py_ssize_t n, int sqrt_only)
-    int cymlp_adam_path_f, cymlp_adam_path_d
+    # the choice of AUTO's paths, made on the first call of any of these
+    int cymlp_adam_select()
+    int cymlp_adam_path_f()
+    int cymlp_adam_path_d()
     enum:
         CYMLP_PATH_AUTO
         CYMLP_PATH_DIVIDER
@@ -66,6 +64,14 @@ cdef extern from "_vector_loops.h" nogil:
         CYMLP_PATH_HYBRID
         CYMLP_PATH_FMA_AVX2
         CYMLP_PATH_HYBRID_AVX2
+
+cdef extern from "exact_quotient.h" nogil:
+    int cymlp_fma_quotient_supported()
+    int cymlp_avx2_quotient_supported()
+    void cymlp_avx2_picks_ps(const float* a, const float* v, const float* c, float* out,
+                             Py_ssize_t n, int sqrt_only)
+    void cymlp_avx2_picks_pd(const double* a, const double* v, const double* c, double* out,
+                             Py_ssize_t n, int sqrt_only)
 
 
 cdef inline double narrow_to_float32(double* x, float* x32, Py_ssize_t n,

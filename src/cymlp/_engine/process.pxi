@@ -36,7 +36,7 @@ if cymlp_fork_guard_install() != 0:
     raise ImportError("cymlp: could not register the engine's fork handler (pthread_atfork)")
 
 # OpenBLAS's allocator of work buffers, to make buffers before the threads
-# that need them start (see _resources.h and _blas_loader).
+# that need them start (see csrc/resources.h and _blas_loader).
 def _init_resources():
     from .._blas_loader import private_blas_allocator
     alloc, release = private_blas_allocator(_PRIVATE_BLAS)
@@ -50,5 +50,5 @@ _init_resources()
 
 # The team's scratch holds one partial sum per chunk of a pass.
 if MAX_CHUNKS > CYMLP_TEAM_SCRATCH:
-    raise ImportError("cymlp: MAX_CHUNKS exceeds the team's scratch (_team.h)")
+    raise ImportError("cymlp: MAX_CHUNKS exceeds the team's scratch (csrc/team.h)")
 

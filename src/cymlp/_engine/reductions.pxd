@@ -2,7 +2,7 @@
 # finiteness check of predict's input and of a fit's state.
 from cython cimport floating
 
-cdef extern from "_vector_loops.h" nogil:
+cdef extern from "vector_loops.h" nogil:
     void cymlp_column_sums_f(const float* a, float* out, Py_ssize_t rows, Py_ssize_t cols,
                              Py_ssize_t ld)
     void cymlp_column_sums_d(const double* a, double* out, Py_ssize_t rows, Py_ssize_t cols,

@@ -2,7 +2,7 @@
 # the threads themselves, OpenBLAS's work buffers, and a failure record that
 # becomes a MemoryError naming what could not be made.
 
-cdef extern from "_resources.h" nogil:
+cdef extern from "resources.h" nogil:
     ctypedef struct cymlp_failure:
         const char* what
         size_t bytes

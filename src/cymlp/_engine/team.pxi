@@ -8,7 +8,7 @@
 # BLAS call, and every sum keeps one order: the results are the same bits
 # with any number of threads.
 #
-# The threads of an engine call form one team (_team.h) for the whole call,
+# The threads of an engine call form one team (csrc/team.h) for the whole call,
 # an epoch included: one OpenMP region, inside which every pass is a claim
 # loop over its chunks followed by the team's barrier. Every thread runs the
 # same control flow (which minibatch, which layer), so that all meet at every
@@ -34,7 +34,7 @@ cdef extern from *:
     int omp_get_thread_num() noexcept nogil
     const int CYMLP_HAVE_OPENMP
 
-cdef extern from "_team.h" nogil:
+cdef extern from "team.h" nogil:
     ctypedef struct cymlp_team:
         double* scratch
     const int CYMLP_TEAM_SCRATCH
@@ -61,20 +61,20 @@ cdef extern from "_team.h" nogil:
 # largest team, since the last _thread_stats() (counted by the calling thread).
 cdef Py_ssize_t _stat_regions = 0
 cdef int _stat_max_team = 0
-cdef Py_ssize_t _stat_contended = 0   # teams found preempted (see _team.h)
+cdef Py_ssize_t _stat_contended = 0   # teams found preempted (see csrc/team.h)
 
 
 cdef inline int team_size(int nt, Py_ssize_t nch, cymlp_failure* fail) noexcept nogil:
     """Threads for work whose largest pass has nch chunks (a team or the
     prange of predict's row chunks), noted for the test hook; -1 (fail
     filled) if not even one thread can run it. The threads' resources are
-    made sure of (_resources.h): give them back with team_done."""
+    made sure of (csrc/resources.h): give them back with team_done."""
     global _stat_regions, _stat_max_team
     cdef int team = <int> min(<Py_ssize_t> nt, nch)
     if team > 1 and cymlp_contention_serial():
-        team = 1  # the last teams were preempted by other programs: see _team.h
+        team = 1  # the last teams were preempted by other programs: see csrc/team.h
     if not cymlp_team_allowed(team):
-        team = 1  # a child forked after this process ran teams: see _team.h
+        team = 1  # a child forked after this process ran teams: see csrc/team.h
     team = cymlp_resources_acquire(team, fail)
     if team > 1:
         _stat_regions += 1
@@ -87,7 +87,7 @@ cdef inline void team_done(int team) noexcept nogil:
 
 
 # The thread count of the user's BLAS (the one scipy calls), read and never
-# written: the engine's own BLAS is private (_blas.h). NULL where that BLAS is
+# written: the engine's own BLAS is private (csrc/blas.h). NULL where that BLAS is
 # not OpenBLAS.
 ctypedef int (*blas_get_threads_fn)() noexcept nogil
 cdef blas_get_threads_fn _user_blas_threads = NULL

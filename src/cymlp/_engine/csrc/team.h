@@ -28,59 +28,48 @@
 #ifndef CYMLP_TEAM_H
 #define CYMLP_TEAM_H
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <sys/resource.h>
-#include <time.h>
+#include "platform.h"  /* first: it sets the C library's feature macros */
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cymlp_pause() _mm_pause()
-#elif defined(__aarch64__)
-#define cymlp_pause() __asm__ __volatile__("yield")
-#else
-#define cymlp_pause() ((void)0)
-#endif
+#include <stddef.h>
 
 /* Spin budgets, in pauses (tens of nanoseconds each): the first covers the
  * longest serial stretch between two passes of a MNIST-sized minibatch
  * (about 100 us here), the least is where spinning stops paying. */
-#define CYMLP_SPIN_START 8192u
-#define CYMLP_SPIN_MAX 16384u
-#define CYMLP_SPIN_MIN 64u
+#define CYMLP_SPIN_START 8192
+#define CYMLP_SPIN_MAX 16384
+#define CYMLP_SPIN_MIN 64
 
 /* Room for the per-chunk partial sums of one pass (at least the engine's
  * largest number of chunks). */
 #define CYMLP_TEAM_SCRATCH 64
 
 typedef struct {
-    atomic_long preempted;    /* the most involuntary context switches of a member */
-    atomic_int size;          /* threads in the team (set as they enter) */
-    atomic_int arrived;       /* threads at the current barrier */
-    atomic_uint phase;        /* barriers completed */
-    _Atomic(ptrdiff_t) next;  /* the next chunk of the current pass */
-    atomic_uint spin;         /* the current spin budget */
-    atomic_int sleepers;      /* threads asleep (or about to be) on wake */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
+    cymlp_atomic_i64 preempted;  /* the most involuntary context switches of a member */
+    cymlp_atomic_int size;       /* threads in the team (set as they enter) */
+    cymlp_atomic_int arrived;    /* threads at the current barrier */
+    cymlp_atomic_i64 phase;      /* barriers completed (64 bits: never wraps) */
+    cymlp_atomic_i64 next;       /* the next chunk of the current pass */
+    cymlp_atomic_int spin;       /* the current spin budget */
+    cymlp_atomic_int sleepers;   /* threads asleep (or about to be) on wake */
+    cymlp_mutex lock;
+    cymlp_cond wake;
     double scratch[CYMLP_TEAM_SCRATCH];
 } cymlp_team;
 
 /* 0, or nonzero if the mutex or the condition could not be made. */
 static inline int cymlp_team_init(cymlp_team *tm)
 {
-    atomic_init(&tm->preempted, 0L);
-    atomic_init(&tm->size, 0);
-    atomic_init(&tm->arrived, 0);
-    atomic_init(&tm->phase, 0u);
-    atomic_init(&tm->next, (ptrdiff_t)0);
-    atomic_init(&tm->spin, CYMLP_SPIN_START);
-    atomic_init(&tm->sleepers, 0);
-    if (pthread_mutex_init(&tm->lock, NULL) != 0)
+    cymlp_store_i64_relaxed(&tm->preempted, 0);
+    cymlp_store_int_relaxed(&tm->size, 0);
+    cymlp_store_int_relaxed(&tm->arrived, 0);
+    cymlp_store_i64_relaxed(&tm->phase, 0);
+    cymlp_store_i64_relaxed(&tm->next, 0);
+    cymlp_store_int_relaxed(&tm->spin, CYMLP_SPIN_START);
+    cymlp_store_int_relaxed(&tm->sleepers, 0);
+    if (cymlp_mutex_init(&tm->lock) != 0)
         return 1;
-    if (pthread_cond_init(&tm->wake, NULL) != 0) {
-        pthread_mutex_destroy(&tm->lock);
+    if (cymlp_cond_init(&tm->wake) != 0) {
+        cymlp_mutex_destroy(&tm->lock);
         return 1;
     }
     return 0;
@@ -88,28 +77,28 @@ static inline int cymlp_team_init(cymlp_team *tm)
 
 static inline void cymlp_team_free(cymlp_team *tm)
 {
-    pthread_cond_destroy(&tm->wake);
-    pthread_mutex_destroy(&tm->lock);
+    cymlp_cond_destroy(&tm->wake);
+    cymlp_mutex_destroy(&tm->lock);
 }
 
 /* Every thread of the region calls this first, with the region's size. */
 static inline void cymlp_team_enter(cymlp_team *tm, int size)
 {
     int unset = 0;
-    atomic_compare_exchange_strong(&tm->size, &unset, size);
+    cymlp_cas_int(&tm->size, &unset, size);
 }
 
 /* The threads that entered the team (after its region: its size). */
 static inline int cymlp_team_size(cymlp_team *tm)
 {
-    return atomic_load(&tm->size);
+    return cymlp_load_int(&tm->size);
 }
 
 /* The calling thread's next chunk of the current pass (>= the pass's number
  * of chunks: none left). */
 static inline ptrdiff_t cymlp_team_claim(cymlp_team *tm)
 {
-    return atomic_fetch_add_explicit(&tm->next, (ptrdiff_t)1, memory_order_relaxed);
+    return (ptrdiff_t)cymlp_fetch_add_i64_relaxed(&tm->next, 1);
 }
 
 /* Wait until every thread of the team has arrived; what each wrote before is
@@ -117,43 +106,44 @@ static inline ptrdiff_t cymlp_team_claim(cymlp_team *tm)
  * next pass and releases the others. */
 static inline void cymlp_team_barrier(cymlp_team *tm)
 {
-    int size = atomic_load_explicit(&tm->size, memory_order_relaxed);
+    int size = cymlp_load_int_relaxed(&tm->size);
     if (size <= 1) {
-        atomic_store_explicit(&tm->next, (ptrdiff_t)0, memory_order_relaxed);
+        cymlp_store_i64_relaxed(&tm->next, 0);
         return;
     }
-    unsigned phase = atomic_load_explicit(&tm->phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&tm->arrived, 1, memory_order_acq_rel) == size - 1) {
-        atomic_store_explicit(&tm->arrived, 0, memory_order_relaxed);
-        atomic_store_explicit(&tm->next, (ptrdiff_t)0, memory_order_relaxed);
+    long long phase = cymlp_load_i64_acquire(&tm->phase);
+    /* (sequentially consistent: at least the acquire-release it needs) */
+    if (cymlp_fetch_add_int(&tm->arrived, 1) == size - 1) {
+        cymlp_store_int_relaxed(&tm->arrived, 0);
+        cymlp_store_i64_relaxed(&tm->next, 0);
         /* seq_cst store, then seq_cst load: a sleeper counts itself before
          * it checks the phase, so either it sees the new phase or this
          * thread sees it counted (and wakes it under the lock it waits on) */
-        atomic_store(&tm->phase, phase + 1u);
-        if (atomic_load(&tm->sleepers) > 0) {
-            pthread_mutex_lock(&tm->lock);
-            pthread_cond_broadcast(&tm->wake);
-            pthread_mutex_unlock(&tm->lock);
+        cymlp_store_i64(&tm->phase, phase + 1);
+        if (cymlp_load_int(&tm->sleepers) > 0) {
+            cymlp_mutex_lock(&tm->lock);
+            cymlp_cond_broadcast(&tm->wake);
+            cymlp_mutex_unlock(&tm->lock);
         }
         return;
     }
-    unsigned budget = atomic_load_explicit(&tm->spin, memory_order_relaxed);
-    for (unsigned i = 0; i < budget; i++) {
-        if (atomic_load_explicit(&tm->phase, memory_order_acquire) != phase) {
+    int budget = cymlp_load_int_relaxed(&tm->spin);
+    for (int i = 0; i < budget; i++) {
+        if (cymlp_load_i64_acquire(&tm->phase) != phase) {
             if (budget < CYMLP_SPIN_MAX)
-                atomic_store_explicit(&tm->spin, budget * 2u, memory_order_relaxed);
+                cymlp_store_int_relaxed(&tm->spin, budget * 2);
             return;
         }
         cymlp_pause();
     }
     if (budget > CYMLP_SPIN_MIN)
-        atomic_store_explicit(&tm->spin, budget / 2u, memory_order_relaxed);
-    pthread_mutex_lock(&tm->lock);
-    atomic_fetch_add(&tm->sleepers, 1);
-    while (atomic_load(&tm->phase) == phase)
-        pthread_cond_wait(&tm->wake, &tm->lock);
-    atomic_fetch_sub(&tm->sleepers, 1);
-    pthread_mutex_unlock(&tm->lock);
+        cymlp_store_int_relaxed(&tm->spin, budget / 2);
+    cymlp_mutex_lock(&tm->lock);
+    cymlp_fetch_add_int(&tm->sleepers, 1);
+    while (cymlp_load_i64(&tm->phase) == phase)
+        cymlp_cond_wait(&tm->wake, &tm->lock);
+    cymlp_fetch_add_int(&tm->sleepers, -1);
+    cymlp_mutex_unlock(&tm->lock);
 }
 
 /* Contention with other programs.
@@ -179,34 +169,19 @@ static inline void cymlp_team_barrier(cymlp_team *tm)
  * busy for a moment (another library's threads winding down, a neighbour's
  * burst) must get its teams back within a fraction of a second, while a
  * machine that stays busy pays one trial team per episode. The results do
- * not change: they are the same bits on any number of threads. */
+ * not change: they are the same bits on any number of threads. Where the
+ * system keeps no per-thread count (macOS, Windows: platform.h's
+ * CYMLP_HAVE_PREEMPTION_COUNT is 0), every count is 0 and the adaptation
+ * never finds contention: teams run whatever the load. */
 #define CYMLP_PREEMPT_PERIOD 0.002  /* seconds per tolerated preemption */
 #define CYMLP_SERIAL_MAX 64
 #define CYMLP_SERIAL_SECONDS 0.5
 
-static atomic_int cymlp_serial_left;       /* calls still to run on one thread */
-static atomic_int cymlp_serial_next = 1;   /* how many the next finding sends */
-static atomic_llong cymlp_serial_until;    /* the episode's end, monotonic ns */
-static atomic_long cymlp_serial_calls;     /* calls sent to one thread (test hook) */
-static atomic_int cymlp_adapt = 1;         /* 0: teams whatever the contention */
-
-/* This thread's involuntary context switches so far (0 where not counted). */
-static inline long cymlp_thread_preemptions(void)
-{
-#ifdef RUSAGE_THREAD
-    struct rusage ru;
-    if (getrusage(RUSAGE_THREAD, &ru) == 0)
-        return ru.ru_nivcsw;
-#endif
-    return 0;
-}
-
-static inline long long cymlp_nanoseconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
-}
+static cymlp_atomic_int cymlp_serial_left;      /* calls still to run on one thread */
+static cymlp_atomic_int cymlp_serial_next = 1;  /* how many the next finding sends */
+static cymlp_atomic_i64 cymlp_serial_until;     /* the episode's end, monotonic ns */
+static cymlp_atomic_i64 cymlp_serial_calls;     /* calls sent to one thread (test hook) */
+static cymlp_atomic_int cymlp_adapt = 1;        /* 0: teams whatever the contention */
 
 static inline double cymlp_seconds(void)
 {
@@ -217,16 +192,16 @@ static inline double cymlp_seconds(void)
  * (and count it as one of those the last finding sent there). */
 static inline int cymlp_contention_serial(void)
 {
-    if (!atomic_load_explicit(&cymlp_adapt, memory_order_relaxed))
+    if (!cymlp_load_int_relaxed(&cymlp_adapt))
         return 0;
-    int left = atomic_load_explicit(&cymlp_serial_left, memory_order_relaxed);
-    if (left > 0 && cymlp_nanoseconds() >= atomic_load(&cymlp_serial_until)) {
-        atomic_store(&cymlp_serial_left, 0);  /* the episode's time is up */
+    int left = cymlp_load_int_relaxed(&cymlp_serial_left);
+    if (left > 0 && cymlp_nanoseconds() >= cymlp_load_i64(&cymlp_serial_until)) {
+        cymlp_store_int(&cymlp_serial_left, 0);  /* the episode's time is up */
         return 0;
     }
     while (left > 0) {
-        if (atomic_compare_exchange_weak(&cymlp_serial_left, &left, left - 1)) {
-            atomic_fetch_add_explicit(&cymlp_serial_calls, 1L, memory_order_relaxed);
+        if (cymlp_cas_int(&cymlp_serial_left, &left, left - 1)) {
+            cymlp_fetch_add_i64_relaxed(&cymlp_serial_calls, 1);
             return 1;
         }
     }
@@ -237,31 +212,31 @@ static inline int cymlp_contention_serial(void)
  * Returns whether that counts as contention. */
 static inline int cymlp_contention_report(long preempted, double seconds)
 {
-    if (!atomic_load_explicit(&cymlp_adapt, memory_order_relaxed))
+    if (!cymlp_load_int_relaxed(&cymlp_adapt))
         return 0;
     if (preempted >= 2 && (double)preempted * CYMLP_PREEMPT_PERIOD >= seconds) {
-        int next = atomic_load_explicit(&cymlp_serial_next, memory_order_relaxed);
-        atomic_store(&cymlp_serial_until,
-                     cymlp_nanoseconds() + (long long)(CYMLP_SERIAL_SECONDS * 1e9));
-        atomic_store(&cymlp_serial_left, next);
-        atomic_store(&cymlp_serial_next,
-                     next < CYMLP_SERIAL_MAX ? 2 * next : CYMLP_SERIAL_MAX);
+        int next = cymlp_load_int_relaxed(&cymlp_serial_next);
+        cymlp_store_i64(&cymlp_serial_until,
+                        cymlp_nanoseconds() + (long long)(CYMLP_SERIAL_SECONDS * 1e9));
+        cymlp_store_int(&cymlp_serial_left, next);
+        cymlp_store_int(&cymlp_serial_next,
+                        next < CYMLP_SERIAL_MAX ? 2 * next : CYMLP_SERIAL_MAX);
         return 1;
     }
-    atomic_store(&cymlp_serial_next, 1);
+    cymlp_store_int(&cymlp_serial_next, 1);
     return 0;
 }
 
 static inline void cymlp_team_note_preempted(cymlp_team *tm, long n)
 {
-    long most = atomic_load_explicit(&tm->preempted, memory_order_relaxed);
-    while (n > most && !atomic_compare_exchange_weak(&tm->preempted, &most, n)) {
+    long long most = cymlp_load_i64_relaxed(&tm->preempted);
+    while (n > most && !cymlp_cas_i64(&tm->preempted, &most, n)) {
     }
 }
 
 static inline long cymlp_team_preempted(cymlp_team *tm)
 {
-    return atomic_load(&tm->preempted);
+    return (long)cymlp_load_i64(&tm->preempted);
 }
 
 /* Fork.
@@ -276,19 +251,20 @@ static inline long cymlp_team_preempted(cymlp_team *tm)
  * the forked processes anyway. A child of a process that never started a
  * team (a fresh forkserver, a pre-fork server that only imported cymlp)
  * keeps its teams. The flags are inherited by grandchildren with the memory. */
-static atomic_int cymlp_teams_started;    /* a team of several threads began here or in an ancestor */
-static atomic_int cymlp_forked_after_teams;
+static cymlp_atomic_int cymlp_teams_started;  /* a team of several threads began here or in an ancestor */
+static cymlp_atomic_int cymlp_forked_after_teams;
 
 static void cymlp_fork_child(void)
 {
-    if (atomic_load_explicit(&cymlp_teams_started, memory_order_relaxed))
-        atomic_store_explicit(&cymlp_forked_after_teams, 1, memory_order_relaxed);
+    if (cymlp_load_int_relaxed(&cymlp_teams_started))
+        cymlp_store_int_relaxed(&cymlp_forked_after_teams, 1);
 }
 
-/* Register the fork handler (once, at import): 0, or an errno value. */
+/* Register the fork handler (once, at import): 0, or an errno value (no
+ * fork, no handler: Windows). */
 static inline int cymlp_fork_guard_install(void)
 {
-    return pthread_atfork(NULL, NULL, cymlp_fork_child);
+    return cymlp_at_fork_child(cymlp_fork_child);
 }
 
 /* Whether a team of `team` threads may start in this process; records that
@@ -298,30 +274,30 @@ static inline int cymlp_team_allowed(int team)
 {
     if (team <= 1)
         return 1;
-    if (atomic_load_explicit(&cymlp_forked_after_teams, memory_order_relaxed))
+    if (cymlp_load_int_relaxed(&cymlp_forked_after_teams))
         return 0;
-    atomic_store_explicit(&cymlp_teams_started, 1, memory_order_relaxed);
+    cymlp_store_int_relaxed(&cymlp_teams_started, 1);
     return 1;
 }
 
 /* Test hook: whether this process is a child forked after teams ran. */
 static inline int cymlp_fork_serial(void)
 {
-    return atomic_load_explicit(&cymlp_forked_after_teams, memory_order_relaxed);
+    return cymlp_load_int_relaxed(&cymlp_forked_after_teams);
 }
 
 /* Test hook: calls sent to one thread by the adaptation since the last call. */
 static inline long cymlp_contention_serial_calls(void)
 {
-    return atomic_exchange(&cymlp_serial_calls, 0L);
+    return (long)cymlp_exchange_i64(&cymlp_serial_calls, 0);
 }
 
 /* Test hook: turn the adaptation on or off (either way, forget any finding). */
 static inline void cymlp_contention_adapt(int on)
 {
-    atomic_store(&cymlp_adapt, on);
-    atomic_store(&cymlp_serial_left, 0);
-    atomic_store(&cymlp_serial_next, 1);
+    cymlp_store_int(&cymlp_adapt, on);
+    cymlp_store_int(&cymlp_serial_left, 0);
+    cymlp_store_int(&cymlp_serial_next, 1);
 }
 
 #endif

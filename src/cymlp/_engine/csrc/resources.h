@@ -25,23 +25,24 @@
 #ifndef CYMLP_RESOURCES_H
 #define CYMLP_RESOURCES_H
 
-#include <stdatomic.h>
+#include "platform.h"  /* first: it sets the C library's feature macros */
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+/* Address space is tried with mmap (POSIX) and read from /proc (Linux).
+ * Elsewhere (Windows) it is not managed: every size is taken to fit, and
+ * only a call's new threads are probed. OpenBLAS's buffers are managed only
+ * where cymlp/_blas_loader.py finds its allocator (Linux, ELF): otherwise
+ * cymlp_blas_init is handed NULL and they stay CYMLP_BLAS_UNMANAGED. */
 #if defined(__unix__) || defined(__APPLE__)
-#define CYMLP_POSIX 1
+#define CYMLP_HAVE_MMAP 1
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#endif
-
-#if defined(_MSC_VER)
-#define CYMLP_THREAD_LOCAL __declspec(thread)
 #else
-#define CYMLP_THREAD_LOCAL _Thread_local
+#define CYMLP_HAVE_MMAP 0
 #endif
 
 /* What an engine call could not allocate (a static string) and its size. */
@@ -65,7 +66,7 @@ static inline void cymlp_fail(cymlp_failure *f, const char *what, size_t bytes)
  * it costs no memory, only a system call each way. */
 static inline int cymlp_room_for(size_t bytes)
 {
-#ifdef CYMLP_POSIX
+#if CYMLP_HAVE_MMAP
     void *p;
     if (bytes == 0)
         return 1;
@@ -128,9 +129,9 @@ static CYMLP_THREAD_LOCAL int cymlp_pool_threads;  /* this thread's last team */
 static CYMLP_THREAD_LOCAL int cymlp_probe_skip;    /* calls left without probing */
 static CYMLP_THREAD_LOCAL int cymlp_probe_backoff; /* the next failure's skip */
 static size_t cymlp_omp_stacksize;                 /* 0: the system's default */
-static atomic_int cymlp_probe_fails;               /* test hook: every probe fails */
-static atomic_long cymlp_probes_run;               /* test hook counters */
-static atomic_long cymlp_probes_failed;
+static cymlp_atomic_int cymlp_probe_fails;         /* test hook: every probe fails */
+static cymlp_atomic_i64 cymlp_probes_run;          /* test hook counters */
+static cymlp_atomic_i64 cymlp_probes_failed;
 
 /* OMP_STACKSIZE's syntax, as libgomp reads it: a number, then optionally
  * B, K, M or G (K if none). 0 if absent or invalid (libgomp then keeps the
@@ -168,83 +169,74 @@ static inline size_t cymlp_parse_stacksize(const char *s)
     return (size_t)(value << shift);
 }
 
-#ifdef CYMLP_POSIX
 typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t go;
+    cymlp_mutex lock;
+    cymlp_cond go;
     int released;
 } cymlp_probe_gate;
 
-static void *cymlp_probe_thread(void *arg)
+CYMLP_THREAD_MAIN(cymlp_probe_thread, arg)
 {
     cymlp_probe_gate *g = (cymlp_probe_gate *)arg;
-    pthread_mutex_lock(&g->lock);
+    cymlp_mutex_lock(&g->lock);
     while (!g->released)
-        pthread_cond_wait(&g->go, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-    return NULL;
+        cymlp_cond_wait(&g->go, &g->lock);
+    cymlp_mutex_unlock(&g->lock);
+    return 0;
 }
-#endif
 
 /* Whether `threads` more threads can exist at once, and `bytes` more of
  * address space be mapped beside them. */
 static inline int cymlp_probe(int threads, size_t bytes)
 {
     int ok = 1;
-    atomic_fetch_add(&cymlp_probes_run, 1);
-    if (atomic_load(&cymlp_probe_fails)) {
+    cymlp_fetch_add_i64(&cymlp_probes_run, 1);
+    if (cymlp_load_int(&cymlp_probe_fails)) {
         ok = 0;
     } else if (threads <= 0) {
         ok = cymlp_room_for(bytes);
     } else {
-#ifdef CYMLP_POSIX
         cymlp_probe_gate g;
-        pthread_attr_t attr;
-        pthread_t *t = (pthread_t *)malloc((size_t)threads * sizeof(pthread_t));
+        cymlp_thread *t = (cymlp_thread *)malloc((size_t)threads * sizeof(cymlp_thread));
         int made = 0, i;
         if (t == NULL)
             ok = 0;
-        else if (pthread_mutex_init(&g.lock, NULL) != 0) {
+        else if (cymlp_mutex_init(&g.lock) != 0) {
             ok = 0;
             free(t);
             t = NULL;
-        } else if (pthread_cond_init(&g.go, NULL) != 0) {
+        } else if (cymlp_cond_init(&g.go) != 0) {
             ok = 0;
-            pthread_mutex_destroy(&g.lock);
+            cymlp_mutex_destroy(&g.lock);
             free(t);
             t = NULL;
         }
         if (t != NULL) {
             g.released = 0;
-            pthread_attr_init(&attr);
-            /* as libgomp: a size it cannot set leaves the default */
-            if (cymlp_omp_stacksize != 0)
-                pthread_attr_setstacksize(&attr, cymlp_omp_stacksize);
+            /* the stack libgomp gives its threads (as libgomp: a size the
+             * system refuses leaves the default) */
             for (; made < threads; made++) {
-                if (pthread_create(&t[made], &attr, cymlp_probe_thread, &g) != 0) {
+                if (cymlp_thread_start(&t[made], cymlp_probe_thread, &g,
+                                       cymlp_omp_stacksize) != 0) {
                     ok = 0;
                     break;
                 }
             }
-            pthread_attr_destroy(&attr);
             if (ok)
                 ok = cymlp_room_for(bytes);
-            pthread_mutex_lock(&g.lock);
+            cymlp_mutex_lock(&g.lock);
             g.released = 1;
-            pthread_cond_broadcast(&g.go);
-            pthread_mutex_unlock(&g.lock);
+            cymlp_cond_broadcast(&g.go);
+            cymlp_mutex_unlock(&g.lock);
             for (i = 0; i < made; i++)
-                pthread_join(t[i], NULL);
-            pthread_cond_destroy(&g.go);
-            pthread_mutex_destroy(&g.lock);
+                cymlp_thread_join(t[i]);
+            cymlp_cond_destroy(&g.go);
+            cymlp_mutex_destroy(&g.lock);
             free(t);
         }
-#else
-        ok = cymlp_room_for(bytes);
-#endif
     }
     if (!ok)
-        atomic_fetch_add(&cymlp_probes_failed, 1);
+        cymlp_fetch_add_i64(&cymlp_probes_failed, 1);
     return ok;
 }
 
@@ -292,15 +284,9 @@ static size_t cymlp_blas_bytes = CYMLP_BLAS_BYTES_MAX;
 static int cymlp_blas_measured;
 static int cymlp_blas_retry;   /* not measured for want of room: try again later */
 static int cymlp_blas_ready;                      /* shared table: buffers made */
-static atomic_int cymlp_blas_busy;                /* shared table: threads in calls */
+static cymlp_atomic_int cymlp_blas_busy;          /* shared table: threads in calls */
 static CYMLP_THREAD_LOCAL int cymlp_blas_mine;    /* per-thread table: this thread's is made */
-#ifdef CYMLP_POSIX
-static pthread_mutex_t cymlp_blas_lock = PTHREAD_MUTEX_INITIALIZER;
-#define cymlp_blas_locked(on) ((on) ? pthread_mutex_lock(&cymlp_blas_lock) \
-                                    : pthread_mutex_unlock(&cymlp_blas_lock))
-#else
-#define cymlp_blas_locked(on) ((void)0)
-#endif
+static cymlp_mutex cymlp_blas_lock = CYMLP_MUTEX_INITIALIZER;
 
 /* Take n buffers at once from OpenBLAS, then give them back: the shared
  * table then holds at least n (threaded through their first word: a list
@@ -323,13 +309,12 @@ static inline void cymlp_blas_fill(int n)
     }
 }
 
-#ifdef CYMLP_POSIX
 typedef struct {
     void *got;
     int room;
 } cymlp_blas_peek;
 
-static void *cymlp_blas_peek_thread(void *arg)
+CYMLP_THREAD_MAIN(cymlp_blas_peek_thread, arg)
 {
     cymlp_blas_peek *pk = (cymlp_blas_peek *)arg;
     if (pk->room) {
@@ -337,9 +322,8 @@ static void *cymlp_blas_peek_thread(void *arg)
         if (pk->got != NULL)
             cymlp_blas_free(pk->got);
     }
-    return NULL;
+    return 0;
 }
-#endif
 
 /* Hold buffers until one is newly mapped: its size is the growth of the
  * address space (a few free ones may exist already). Each allocation that
@@ -397,17 +381,16 @@ static inline void cymlp_blas_init(cymlp_blas_alloc_fn alloc, cymlp_blas_free_fn
     cymlp_blas_free = release;
     cymlp_blas_kind = CYMLP_BLAS_SHARED;
     n = cymlp_blas_measure(held, 16);
-#ifdef CYMLP_POSIX
     /* a fresh thread takes one of those from a shared table, or maps its
      * own from a per-thread one (and unmaps it when it ends) */
     if (cymlp_blas_measured) {
         cymlp_blas_peek pk;
-        pthread_t t;
+        cymlp_thread t;
         int i, shared = 0;
         pk.got = NULL;
         pk.room = cymlp_room_for(cymlp_blas_bytes);
-        if (pk.room && pthread_create(&t, NULL, cymlp_blas_peek_thread, &pk) == 0) {
-            pthread_join(t, NULL);
+        if (pk.room && cymlp_thread_start(&t, cymlp_blas_peek_thread, &pk, 0) == 0) {
+            cymlp_thread_join(t);
             for (i = 0; i < n; i++)
                 shared |= pk.got == held[i];
             if (pk.got != NULL && !shared) {
@@ -416,7 +399,6 @@ static inline void cymlp_blas_init(cymlp_blas_alloc_fn alloc, cymlp_blas_free_fn
             }
         }
     }
-#endif
 }
 
 /* What a call of `team` threads needs in new buffers, in bytes, when
@@ -425,7 +407,7 @@ static inline size_t cymlp_blas_needs(int team, int new_threads)
 {
     int busy, need;
     if (cymlp_blas_kind == CYMLP_BLAS_SHARED) {
-        busy = atomic_load(&cymlp_blas_busy);
+        busy = cymlp_load_int(&cymlp_blas_busy);
         need = busy + team;
         if (need <= cymlp_blas_ready)
             return 0;
@@ -441,7 +423,7 @@ static inline void cymlp_blas_take(int team)
 {
     int need;
     if (cymlp_blas_kind == CYMLP_BLAS_SHARED) {
-        need = atomic_fetch_add(&cymlp_blas_busy, team) + team;
+        need = cymlp_fetch_add_int(&cymlp_blas_busy, team) + team;
         if (need > cymlp_blas_ready) {
             cymlp_blas_fill(need);
             cymlp_blas_ready = need;
@@ -482,7 +464,7 @@ static inline int cymlp_heap_room(int team)
  * can (f says what). Pair with cymlp_resources_release. */
 static inline int cymlp_resources_acquire(int team, cymlp_failure *f)
 {
-    int forced = atomic_load(&cymlp_probe_fails), new_threads = 0, probe, ok;
+    int forced = cymlp_load_int(&cymlp_probe_fails), new_threads = 0, probe, ok;
     if (team < 1)
         team = 1;
     if (team > cymlp_pool_threads)
@@ -500,9 +482,9 @@ static inline int cymlp_resources_acquire(int team, cymlp_failure *f)
     if (!probe && (cymlp_blas_kind == CYMLP_BLAS_UNMANAGED
                    || (cymlp_blas_kind == CYMLP_BLAS_PER_THREAD && cymlp_blas_mine)))
         return team;  /* nothing new to make sure of */
-    cymlp_blas_locked(1);
+    cymlp_mutex_lock(&cymlp_blas_lock);
     if (cymlp_blas_kind == CYMLP_BLAS_SHARED && cymlp_blas_retry
-        && atomic_load(&cymlp_blas_busy) == 0)
+        && cymlp_load_int(&cymlp_blas_busy) == 0)
         cymlp_blas_measure(NULL, 0);  /* imported with too little room to measure */
     if (team > 1) {
         if (probe) {
@@ -522,14 +504,14 @@ static inline int cymlp_resources_acquire(int team, cymlp_failure *f)
         }
         if (ok) {
             cymlp_blas_take(team);
-            cymlp_blas_locked(0);
+            cymlp_mutex_unlock(&cymlp_blas_lock);
             return team;
         }
     }
     ok = cymlp_room_for(cymlp_blas_needs(1, 0));
     if (ok)
         cymlp_blas_take(1);
-    cymlp_blas_locked(0);
+    cymlp_mutex_unlock(&cymlp_blas_lock);
     if (ok)
         return 1;
     cymlp_fail(f, cymlp_blas_measured
@@ -545,7 +527,7 @@ static inline int cymlp_resources_acquire(int team, cymlp_failure *f)
 static inline void cymlp_resources_release(int team)
 {
     if (cymlp_blas_kind == CYMLP_BLAS_SHARED && team > 0)
-        atomic_fetch_sub(&cymlp_blas_busy, team);
+        cymlp_fetch_add_int(&cymlp_blas_busy, -team);
 }
 
 /* After a region of `threads` threads opened by this thread. */
@@ -555,17 +537,15 @@ static inline void cymlp_resources_pool(int threads)
         cymlp_pool_threads = threads;
 }
 
-#ifdef CYMLP_POSIX
 /* A child forked from this process has only the forking thread: no call
  * of another thread runs there, and buffers that other threads held at the
  * fork stay taken in OpenBLAS's copied table. */
 static void cymlp_resources_forked(void)
 {
-    atomic_store(&cymlp_blas_busy, 0);
+    cymlp_store_int(&cymlp_blas_busy, 0);
     cymlp_blas_ready = 0;
-    pthread_mutex_init(&cymlp_blas_lock, NULL);  /* another thread may have held it */
+    cymlp_mutex_init(&cymlp_blas_lock);  /* another thread may have held it */
 }
-#endif
 
 /* At import: 0, or an errno value if the fork handler could not be
  * registered. */
@@ -574,11 +554,7 @@ static inline int cymlp_resources_init(cymlp_blas_alloc_fn alloc, cymlp_blas_fre
     const char *s = getenv("OMP_STACKSIZE");
     cymlp_omp_stacksize = cymlp_parse_stacksize(s != NULL ? s : getenv("GOMP_STACKSIZE"));
     cymlp_blas_init(alloc, release);
-#ifdef CYMLP_POSIX
-    return pthread_atfork(NULL, NULL, cymlp_resources_forked);
-#else
-    return 0;
-#endif
+    return cymlp_at_fork_child(cymlp_resources_forked);
 }
 
 #endif

@@ -7,8 +7,8 @@
  * below 2^-14, the bound the instruction set documents), refined with fused
  * multiply-adds, and ends each of the two operations with an exact test that
  * picks the correctly rounded result. Which of the two ways (divider or this)
- * is faster depends on the core, so the choice is measured when the module is
- * loaded (cymlp_adam_select); both give the same bits.
+ * is faster depends on the core, so the choice is measured on first use
+ * (adam_path.h, which also dispatches the step); both give the same bits.
  *
  * Notation: p the precision (53 for double, 24 for float), RN round to
  * nearest even, RZ round toward zero (AVX-512's per-instruction rounding,
@@ -133,21 +133,12 @@
 #ifndef CYMLP_EXACT_QUOTIENT_H
 #define CYMLP_EXACT_QUOTIENT_H
 
-#include <stdlib.h>
-#include <time.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
-/* The ways to Adam's quotient: the divider; no divider (FMA); the FMA square
- * root with the divider's division (HYBRID: where division is cheap and the
- * square root is not); each of the last two in AVX-512 and in AVX2 code. */
-enum {
-    CYMLP_PATH_AUTO = -1, CYMLP_PATH_DIVIDER = 0, CYMLP_PATH_FMA = 1, CYMLP_PATH_HYBRID = 2,
-    CYMLP_PATH_FMA_AVX2 = 3, CYMLP_PATH_HYBRID_AVX2 = 4, CYMLP_N_PATHS = 5
-};
-
-/* The path each dtype's step takes (a CYMLP_PATH_* other than AUTO), set
- * once by cymlp_adam_select when the module is loaded, before any step runs. */
-static int cymlp_adam_path_f = CYMLP_PATH_DIVIDER;
-static int cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
+#include "optimizer_steps.h"  /* the divider's steps: the fallback of every lane */
+#include "step_loop.h"        /* CYMLP_SQ_LOOP: the same sums of squares */
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define CYMLP_HAVE_FMA_QUOTIENT 1
@@ -587,147 +578,5 @@ static int cymlp_avx2_quotient_supported(void) { return 0; }
 #define cymlp_avx2_picks_pd(a, v, c, out, n, sqrt_only) ((void)0)
 #define cymlp_avx2_picks_ps(a, v, c, out, n, sqrt_only) ((void)0)
 #endif
-
-/* Whether this CPU runs a path (AUTO aside). */
-static int cymlp_adam_path_runs(int path)
-{
-    if (path == CYMLP_PATH_FMA || path == CYMLP_PATH_HYBRID)
-        return cymlp_fma_quotient_supported();
-    if (path == CYMLP_PATH_FMA_AVX2 || path == CYMLP_PATH_HYBRID_AVX2)
-        return cymlp_avx2_quotient_supported();
-    return path == CYMLP_PATH_DIVIDER;
-}
-
-/* Entry points of each dtype: the step (path CYMLP_PATH_AUTO: the one chosen
- * at load time), the quotients by any path (tests), and the timing of a
- * path on a small buffer (the load-time choice). A path the CPU cannot run
- * is the divider's. */
-#define CYMLP_ADAM_ENTRY(SUFFIX, SFX, T, SQRT)                                \
-    static int cymlp_adam_path_of_##SUFFIX(int path)                          \
-    {                                                                         \
-        if (path == CYMLP_PATH_AUTO)                                          \
-            path = cymlp_adam_path_##SUFFIX;                                  \
-        return cymlp_adam_path_runs(path) ? path : CYMLP_PATH_DIVIDER;        \
-    }                                                                         \
-    static void cymlp_adam_step_##SUFFIX(                                     \
-        T *w, const T *g_raw, T *m, T *v, ptrdiff_t size, T alpha, T inv_n,   \
-        T b1, T c1, T b2, T c2, T eps, T lr_t, double *sq, int path)          \
-    {                                                                         \
-        void (*step)(T *restrict, const T *restrict, T *restrict, T *restrict, \
-                     ptrdiff_t, T, T, T, T, T, T, T, T, double *restrict) =    \
-            cymlp_adam_divider_##SUFFIX;                                      \
-        CYMLP_IF_FMA(                                                         \
-            switch (cymlp_adam_path_of_##SUFFIX(path)) {                      \
-            case CYMLP_PATH_FMA: step = cymlp_adam_fma512_##SUFFIX; break;    \
-            case CYMLP_PATH_HYBRID: step = cymlp_adam_hybrid512_##SUFFIX; break; \
-            case CYMLP_PATH_FMA_AVX2: step = cymlp_adam_fma256_##SUFFIX; break; \
-            case CYMLP_PATH_HYBRID_AVX2: step = cymlp_adam_hybrid256_##SUFFIX; break; \
-            default: break;                                                   \
-            }                                                                 \
-        )                                                                     \
-        step(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
-    }                                                                         \
-    static void cymlp_adam_quotients_##SUFFIX(                                \
-        const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only,    \
-        int path)                                                             \
-    {                                                                         \
-        CYMLP_IF_FMA(                                                         \
-            path = cymlp_adam_path_of_##SUFFIX(path);                         \
-            int how = sqrt_only ? CYMLP_SQRT_ONLY :                           \
-                path == CYMLP_PATH_HYBRID || path == CYMLP_PATH_HYBRID_AVX2 ? \
-                CYMLP_HW_DIVIDE : CYMLP_NO_DIVIDER;                           \
-            if ((path == CYMLP_PATH_FMA || path == CYMLP_PATH_HYBRID) &&      \
-                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_512##SFX))) {  \
-                cymlp_fma_quotients512_##SFX(a, v, eps, out, n, how);         \
-                return;                                                       \
-            }                                                                 \
-            if ((path == CYMLP_PATH_FMA_AVX2 || path == CYMLP_PATH_HYBRID_AVX2) && \
-                (sqrt_only || (eps >= 0 && eps <= CYMLP_EPS_HI_256##SFX))) {  \
-                cymlp_fma_quotients256_##SFX(a, v, eps, out, n, how);         \
-                return;                                                       \
-            }                                                                 \
-        )                                                                     \
-        for (ptrdiff_t i = 0; i < n; i++) {                                   \
-            T s = SQRT(v[i]);                                                 \
-            out[i] = sqrt_only ? s : a[i] / (s + eps);                        \
-        }                                                                     \
-    }                                                                         \
-    /* Seconds of one step over the n parameters of buf by `path`. */         \
-    static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path)     \
-    {                                                                         \
-        struct timespec t0, t1;                                               \
-        double sq;                                                            \
-        timespec_get(&t0, TIME_UTC);                                          \
-        cymlp_adam_step_##SUFFIX(buf, buf + n, buf + 2 * n, buf + 3 * n, n,   \
-                                 (T)1e-4, (T)(1.0 / 32), (T)0.9, (T)0.1,      \
-                                 (T)0.999, (T)0.001, (T)1e-8, (T)1e-3, &sq, path); \
-        timespec_get(&t1, TIME_UTC);                                          \
-        return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); \
-    }                                                                         \
-    /* The fastest path on this machine: a few steps of each over a buffer   \
-     * that stays in the caches, interleaved, the best time of each kept.    \
-     * Another path must beat the divider by 10%: a tie within the noise of a \
-     * shared machine keeps the divider, so the choice does not flip. The    \
-     * candidates are the widest set's (AVX-512, else AVX2). */              \
-    static int cymlp_adam_calibrate_##SUFFIX(void)                            \
-    {                                                                         \
-        enum { N_ = 4096, REPS_ = 6 };                                        \
-        int paths[3] = {CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID}; \
-        double best[3] = {1e30, 1e30, 1e30};                                  \
-        int chosen = 0;                                                       \
-        if (!cymlp_fma_quotient_supported()) {                                \
-            paths[1] = CYMLP_PATH_FMA_AVX2;                                   \
-            paths[2] = CYMLP_PATH_HYBRID_AVX2;                                \
-        }                                                                     \
-        T *buf = (T *)malloc(4 * N_ * sizeof(T));                             \
-        if (buf == NULL)                                                      \
-            return CYMLP_PATH_DIVIDER;                                        \
-        uint32_t x = 12345u;                                                  \
-        for (ptrdiff_t i = 0; i < 4 * N_; i++) {                              \
-            x = x * 1664525u + 1013904223u;  /* weights, gradients: +-0.1 */  \
-            buf[i] = i < 2 * N_ ? (T)((double)x / 4294967296.0 - 0.5) * (T)0.2 : (T)0; \
-        }                                                                     \
-        for (int r = 0; r < REPS_; r++) {                                     \
-            for (int k = 0; k < 3; k++) {                                     \
-                double t = cymlp_adam_time_##SUFFIX(buf, N_, paths[k]);       \
-                best[k] = t < best[k] ? t : best[k];                          \
-            }                                                                 \
-        }                                                                     \
-        free(buf);                                                            \
-        for (int k = 1; k < 3; k++)                                           \
-            if (best[k] < 0.9 * best[0] && best[k] < best[chosen])            \
-                chosen = k;                                                   \
-        return cymlp_adam_path_of_##SUFFIX(paths[chosen]);                    \
-    }
-
-#if CYMLP_HAVE_FMA_QUOTIENT
-#define CYMLP_IF_FMA(code) code
-#else
-#define CYMLP_IF_FMA(code)
-#endif
-
-CYMLP_ADAM_ENTRY(d, pd, double, sqrt)
-CYMLP_ADAM_ENTRY(f, ps, float, sqrtf)
-
-/* Sets each dtype's path, once, when the module is loaded: the environment
- * variable CYMLP_ADAM_DIVIDER=1 forces the divider, =0 the FMA path (no
- * divider at all), =hybrid the FMA square root and the divider's division
- * (each in AVX-512 where the CPU has it, else in AVX2); otherwise the
- * fastest on this machine. */
-static void cymlp_adam_select(void)
-{
-    const char *force = getenv("CYMLP_ADAM_DIVIDER");
-    int wide = cymlp_fma_quotient_supported();
-    if (!(wide || cymlp_avx2_quotient_supported()) || (force != NULL && strcmp(force, "1") == 0)) {
-        cymlp_adam_path_f = cymlp_adam_path_d = CYMLP_PATH_DIVIDER;
-    } else if (force != NULL && strcmp(force, "0") == 0) {
-        cymlp_adam_path_f = cymlp_adam_path_d = wide ? CYMLP_PATH_FMA : CYMLP_PATH_FMA_AVX2;
-    } else if (force != NULL && strcmp(force, "hybrid") == 0) {
-        cymlp_adam_path_f = cymlp_adam_path_d = wide ? CYMLP_PATH_HYBRID : CYMLP_PATH_HYBRID_AVX2;
-    } else {
-        cymlp_adam_path_d = cymlp_adam_calibrate_d();
-        cymlp_adam_path_f = cymlp_adam_calibrate_f();
-    }
-}
 
 #endif
