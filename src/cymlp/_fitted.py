@@ -1,12 +1,13 @@
-"""The fitted network: its checks, its publication, and prediction.
+"""The fitted network: its weights, their checks and publication, and prediction.
 
 ``_FittedNetworkMixin`` holds what a trained model is and what it does with
 new rows: the engine's network for this model's geometry and loss, the
-checks of the fitted weights before any compiled code reads them, their
-publication (all at once, for the threads that read a model while it
-trains), the packed parameter buffer that ``coefs_`` and ``intercepts_`` are
-views of, and the compiled forward pass behind predict, predict_proba,
-transform and score.
+fitted attributes of a fresh model (the initial weights drawn as
+scikit-learn draws them), the checks of the fitted weights before any
+compiled code reads them, their publication (all at once, for the threads
+that read a model while it trains), the packed parameter buffer that
+``coefs_`` and ``intercepts_`` are views of, and the compiled forward pass
+behind predict, predict_proba, transform and score.
 """
 
 import functools
@@ -20,6 +21,7 @@ from ._data import engine_input
 from ._engine import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network
 from ._optimizers import OPTIMIZERS
 
+# _forward_pass_fast's default: the output layer (None is a user's bad index)
 _OUTPUT_LAYER = object()
 
 
@@ -61,7 +63,7 @@ def _broadcast_intercept(intercept, fan_out, i, training):
 
 
 class _FittedNetworkMixin:
-    """The fitted network of _BaseMLP: checked, published, predicting."""
+    """The fitted network of _BaseMLP: drawn, checked, published, predicting."""
 
     def _loss_name(self):
         """The engine's loss for this model's output activation."""
@@ -169,7 +171,6 @@ class _FittedNetworkMixin:
                 % (self.activation, sorted(HIDDEN_ACTIVATIONS))
             )
         return units, checked_coefs, checked_intercepts
-
 
     def _initialize(self, y, layer_units, dtype):
         """Set the fitted attributes of a fresh model and draw the initial weights."""

@@ -26,7 +26,8 @@ class _LbfgsMixin:
         scipy hands each candidate point ``x`` (packed like our parameter
         buffer, in its dtype) straight to the engine: no unpacking, no copy of
         the weights per evaluation. The result is published at the end. With
-        ``float64_backward`` (a :class:`Float64Backward`), a point where float32
+        ``float64_backward`` (a
+        :class:`cymlp._float64_backward.Float64Backward`), a point where float32
         overflows is evaluated again in scikit-learn's float64 arithmetic.
         """
         wide = float64_backward

@@ -97,9 +97,10 @@ class _StochasticOptimizer:
         unused by this one's step (0 here).
         """
         settings = dict.fromkeys(
-            ("momentum", "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "t"), 0
+            ("momentum", "nesterovs_momentum", "beta_1", "beta_2", "epsilon"), 0
         )
         settings.update({name: getattr(self, name) for name in self.SETTINGS})
+        settings.update(self._counters())
         moments = self.moments()
         settings.update(kind=self.kind, state1=moments[0],
                         state2=moments[1] if len(moments) > 1 else None)
@@ -108,6 +109,11 @@ class _StochasticOptimizer:
     def steps_taken(self, t):
         """The engine's step count after an epoch (adam's bias correction
         counts steps; sgd's does not exist)."""
+
+    def _counters(self):
+        """The engine's step count ``t`` for this solver (the engine and the
+        on-disk format have one for every solver; it stays 0 for sgd)."""
+        return {"t": 0}
 
     def _restore_counters(self, state):
         """Take the counters this solver keeps from a :meth:`to_dict` state."""
@@ -132,8 +138,8 @@ class _StochasticOptimizer:
         """
         moments = self.moments()
         state = {name: getattr(self, name) for name in self.SETTINGS}
-        state.update(kind=self.kind, learning_rate=self.learning_rate,
-                     t=getattr(self, "t", 0), state1=moments[0],
+        state.update(self._counters())
+        state.update(kind=self.kind, learning_rate=self.learning_rate, state1=moments[0],
                      state2=moments[1] if len(moments) > 1 else None)
         return state
 
@@ -180,13 +186,11 @@ class AdamOptimizer(_StochasticOptimizer):
         super().__init__(est, n_params, dtype)
         self.t = 0  # steps taken, for the bias correction
 
-    def engine_settings(self):
-        settings = super().engine_settings()
-        settings["t"] = self.t
-        return settings
-
     def steps_taken(self, t):
         self.t = t
+
+    def _counters(self):
+        return {"t": self.t}
 
     def _restore_counters(self, state):
         self.t = state["t"]
