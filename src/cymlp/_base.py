@@ -189,67 +189,6 @@ class _BaseMLP(
         self.callbacks = callbacks
         self.scoring = scoring
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(
-        self,
-        X: ArrayLike,
-        y: ArrayLike,
-        sample_weight: ArrayLike | None = None,
-        *,
-        X_val: ArrayLike | None = None,
-        y_val: ArrayLike | None = None,
-        sample_weight_val: ArrayLike | None = None,
-    ) -> Self:
-        """Fit the model to data matrix X and target(s) y.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            The target values (class labels in classification, real numbers in
-            regression).
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
-            A validation set for early stopping, used instead of setting aside
-            ``validation_fraction`` of X (all of X then trains). Needs
-            ``early_stopping=True``. In a Pipeline, let the pipeline transform
-            it like X: ``Pipeline(..., transform_input=["X_val"])`` with
-            metadata routing enabled.
-
-        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
-            Targets of ``X_val``.
-
-        sample_weight_val : array-like of shape (n_val,), default=None
-            Sample weights of ``X_val``, for the validation score and loss.
-
-        Returns
-        -------
-        self : object
-            Returns a trained MLP model.
-        """
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            incremental=False,
-            X_val=X_val,
-            y_val=y_val,
-            sample_weight_val=sample_weight_val,
-        )
-
-    def _check_solver(self):
-        if self.solver not in OPTIMIZERS:  # the stochastic solvers
-            raise AttributeError(
-                "partial_fit is only available for stochastic"
-                " optimizers. %s is not stochastic." % self.solver
-            )
-        return True
-
     # ------------------------------------------------------------------
     # The way of a fit
     # ------------------------------------------------------------------
@@ -406,21 +345,6 @@ class _BaseMLP(
             )
         return np.concatenate([[0.0], rates, [0.0]])
 
-    def _user_validation_set(self, X_val, y_val, sample_weight_val, dtype):
-        """Validate a user's validation set like the training data."""
-        X_val = validate_data(
-            self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False
-        )
-        y_val = self._validate_validation_targets(y_val)
-        if y_val.shape[0] != X_val.shape[0]:
-            raise ValueError(
-                "X_val and y_val have different numbers of samples: %d and %d."
-                % (X_val.shape[0], y_val.shape[0])
-            )
-        if sample_weight_val is not None:
-            sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
-        return X_val, y_val, sample_weight_val
-
     def _apply_class_weight(self, y, sample_weight, incremental):
         """Hook for MLPClassifier's class_weight; regressors have none."""
         return sample_weight
@@ -441,6 +365,82 @@ class _BaseMLP(
             its arithmetic stays float32. MLPRegressor overrides it.
         """
         return False
+
+    def _user_validation_set(self, X_val, y_val, sample_weight_val, dtype):
+        """Validate a user's validation set like the training data."""
+        X_val = validate_data(
+            self, X_val, accept_sparse=["csr", "csc"], dtype=dtype, reset=False
+        )
+        y_val = self._validate_validation_targets(y_val)
+        if y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(
+                "X_val and y_val have different numbers of samples: %d and %d."
+                % (X_val.shape[0], y_val.shape[0])
+            )
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
+        return X_val, y_val, sample_weight_val
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
+    ) -> Self:
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set for early stopping, used instead of setting aside
+            ``validation_fraction`` of X (all of X then trains). Needs
+            ``early_stopping=True``. In a Pipeline, let the pipeline transform
+            it like X: ``Pipeline(..., transform_input=["X_val"])`` with
+            metadata routing enabled.
+
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Targets of ``X_val``.
+
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Sample weights of ``X_val``, for the validation score and loss.
+
+        Returns
+        -------
+        self : object
+            Returns a trained MLP model.
+        """
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=False,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
+
+    def _check_solver(self):
+        if self.solver not in OPTIMIZERS:  # the stochastic solvers
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver
+            )
+        return True
 
     @classmethod
     def _get_param_names(cls):
