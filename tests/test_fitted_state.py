@@ -256,7 +256,7 @@ def test_stale_optimizer_state_raises():
     X, y = _data("classifier")
     cy = cymlp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
     cy.partial_fit(X, y, classes=np.unique(y))
-    cy._optimizer.state2 = cy._optimizer.state2[:-1]
+    cy._optimizer.second_moment = cy._optimizer.second_moment[:-1]
     with pytest.raises(ValueError, match="optimizer"):
         cy.partial_fit(X, y)
 

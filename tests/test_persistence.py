@@ -388,3 +388,28 @@ def test_skops_round_trip_trusting_only_the_public_classes(name, solver,
         est.partial_fit(X, y)
         loaded.partial_fit(X, y)
         assert_same_weights(est, loaded)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_optimizer_state_with_every_solvers_settings_loads(solver, global_random_seed):
+    # Before the optimizers became one class per solver (#21), the stored
+    # optimizer dict held every solver's settings. Such a state loads, its
+    # class is the solver's, and training continues exactly as the original.
+    X, y = _data(global_random_seed, "multiclass", n=90)
+    est = _estimator("multiclass", solver=solver, batch_size=8,
+                     learning_rate="invscaling", random_state=global_random_seed)
+    est.partial_fit(X[:45], y[:45], classes=np.unique(y))
+    state = est.__getstate__()
+    old = dict(state["_optimizer"])
+    for name in ("learning_rate_init", "power_t", "momentum", "nesterovs_momentum",
+                 "beta_1", "beta_2", "epsilon"):
+        old.setdefault(name, est.get_params()[name])
+    old.setdefault("lr_schedule", est.learning_rate)
+    state["_optimizer"] = old
+    clone = type(est).__new__(type(est))
+    clone.__setstate__(state)
+    assert type(clone._optimizer) is type(est._optimizer)
+    est.partial_fit(X[45:], y[45:])
+    clone.partial_fit(X[45:], y[45:])
+    assert_same_weights(est, clone)
+    assert clone.t_ == est.t_

@@ -78,11 +78,9 @@ def _whole(est):
     """The training state as a unit: weights with their loss curve, t_ and
     optimizer moments. Two readings of it agree only if all were read from
     one publication."""
-    opt = est._optimizer
-    state2 = opt.state2 if opt.state2 is not None else np.empty(0)
     return (_digest(_flat(est.coefs_), _flat(est.intercepts_)),
             _digest(np.asarray(est.loss_curve_)), est.t_,
-            _digest(opt.state1, state2))
+            _digest(*est._optimizer.moments()))
 
 
 class _Readers:
