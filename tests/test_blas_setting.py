@@ -1,7 +1,7 @@
 """The user's BLAS setting is theirs: the engine never changes it, and obeys it.
 
 The engine computes in a private, single-threaded copy of OpenBLAS (see
-``src/cymlp/_blas.h``). These tests hold it to that from the outside, with
+``src/cymlp/_engine/csrc/blas.h``). These tests hold it to that from the outside, with
 threadpoolctl as a user would: the thread counts of the BLAS libraries numpy
 and scipy load never change, not even while fits and predictions run in
 several threads; lbfgs fits running side by side in threads (whose minimiser
@@ -25,7 +25,7 @@ from cymlp._engine import _testing
 
 @pytest.fixture(autouse=True)
 def _teams_whatever_the_load():
-    """Teams even on a busy machine (see _team.h), so the threaded paths run."""
+    """Teams even on a busy machine (see csrc/team.h), so the threaded paths run."""
     _testing._contention(adapt=False)
     yield
     _testing._contention(adapt=True)

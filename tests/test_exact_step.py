@@ -1,6 +1,6 @@
 """Adam's quotient a / (sqrt(v) + eps) without the divider: the same bits.
 
-The FMA paths (_exact_quotient.h: "fma" in AVX-512 code, "fma-avx2" in AVX2
+The FMA paths (csrc/exact_quotient.h: "fma" in AVX-512 code, "fma-avx2" in AVX2
 code, each with a proof of its own) must give exactly numpy's square root
 and division, which round correctly (IEEE 754); "hybrid" and "hybrid-avx2"
 take their square root and the divider's division. Each is compared bit for bit with numpy on random

@@ -3,7 +3,7 @@
 GNU OpenMP cannot start its threads again in a process forked from one whose
 teams ran: a child entering a parallel region waits forever for threads that
 the fork did not copy. The engine therefore runs every call of such a child
-on one thread (see ``_team.h``, "Fork"), and since its results do not depend
+on one thread (see ``csrc/team.h``, "Fork"), and since its results do not depend
 on the number of threads, the child's weights and predictions are the same
 bits as the parent's. Each case runs in a fresh interpreter with a time limit,
 so a hang fails the test instead of the test run.
@@ -30,7 +30,7 @@ warnings.simplefilter("ignore")
 import cymlp
 from cymlp import _engine
 from cymlp._engine import _testing
-_testing._contention(adapt=False)  # teams even on a busy machine: see _team.h
+_testing._contention(adapt=False)  # teams even on a busy machine: see csrc/team.h
 
 rng = np.random.RandomState(SEED)
 X = rng.normal(size=(400, 64))

@@ -108,7 +108,7 @@ def test_activation_empty(name, dtype):
         assert z.shape == shape
 
 
-# The passes compiled for wide vectors (_vector_loops.h) must give numpy's
+# The passes compiled for wide vectors (csrc/vector_loops.h) must give numpy's
 # bits whatever the vector width: sizes around the vector lengths and their
 # tails, with NaN and -0.0 where the order of a comparison decides.
 WIDE_SIZES = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 1031]

@@ -4,7 +4,7 @@ Neither GNU OpenMP nor OpenBLAS reports a failure to its caller: libgomp
 exits the process when it cannot create a thread ("libgomp: Thread creation
 failed"), and OpenBLAS (0.3.30 and before) retries a work buffer it cannot
 map forever, while the other member of the engine's team waits for it at a
-barrier. The engine makes sure of both before a call starts (_resources.h)
+barrier. The engine makes sure of both before a call starts (csrc/resources.h)
 and otherwise runs the call on one thread, or raises MemoryError.
 
 Each case runs in a fresh interpreter (the first threaded call of a process
@@ -78,7 +78,7 @@ _CHILD = textwrap.dedent(r"""
     from cymlp._engine import _testing
 
     scenario, seed, margin = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    _testing._contention(adapt=False)  # teams even on a busy machine: see _team.h
+    _testing._contention(adapt=False)  # teams even on a busy machine: see csrc/team.h
     X, y, X_predict = _data(seed)
     est = _estimator(seed)
     if scenario == "predict":

@@ -32,7 +32,7 @@ THREADS = [1, 2, 3, 4, 8]
 @pytest.fixture(autouse=True)
 def _teams_whatever_the_load():
     """Teams even when this machine is busy: the engine sends its calls to one
-    thread after its teams are preempted by other programs (_team.h), and the
+    thread after its teams are preempted by other programs (csrc/team.h), and the
     tests here must run the parallel passes they compare."""
     _testing._contention(adapt=False)
     yield

@@ -171,6 +171,14 @@ def test_every_stochastic_optimizer_row_has_a_reference_step():
     assert set(test_kernels.OPTIMIZER_KINDS) == set(STOCHASTIC_SOLVERS)
     assert set(SOLVERS) == set(STOCHASTIC_SOLVERS) | {
         row.name for row in OPTIMIZER_ROWS if row.full_batch}
+    # and a Python class that keeps its state between epochs
+    from cymlp import _optimizers
+
+    assert set(_optimizers.OPTIMIZERS) == set(STOCHASTIC_SOLVERS)
+    for name, cls in _optimizers.OPTIMIZERS.items():
+        row = OPTIMIZER_ROWS[SOLVERS[name]]
+        assert cls.kind == name
+        assert len(cls.MOMENTS) == (2 if row.second_moment else 1), name
 
 
 def test_solver_and_loss_constraints_follow_the_vocabulary():

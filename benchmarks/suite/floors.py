@@ -175,7 +175,7 @@ class StepFloor(_NetTiming):
     an exact implementation can reach: sklearn / (floor + step). Wrapper
     overhead is measured on size-1 buffers and subtracted, as in GemmFloor.
     Adam's quotient takes ``path`` ("auto": the one chosen when cymlp was
-    loaded; "divider", "fma", "hybrid": see ``cymlp._testing._adam_step_path``).
+    loaded; "divider", "fma", "hybrid": see ``cymlp._engine._testing._adam_step_path``).
     """
 
     def __init__(self, n_params, dtype, solver, n_batches, seed=0, path="auto"):

@@ -22,7 +22,7 @@ exact implementation (README, "The optimizer steps").
 For Adam, on a CPU with AVX-512 or AVX2, the rows ``-divider``, ``-fma``,
 ``-hybrid``, ``-fma-avx2`` and ``-hybrid-avx2`` (those this CPU runs) time
 cymlp's step with each way to its quotient forced (the same bits; the plain row takes the one chosen when cymlp was loaded,
-``cymlp._testing._adam_step_path()``), in the same interleaved repeats.
+``cymlp._engine._testing._adam_step_path()``), in the same interleaved repeats.
 """
 
 import time

@@ -15,7 +15,7 @@ import os as _os
 
 def _import_engine():
     # Inside an engine call the threads wait for each other with the team's
-    # own barrier (_team.h), which spins or sleeps as the machine allows.
+    # own barrier (csrc/team.h), which spins or sleeps as the machine allows.
     # Between calls they are OpenMP's: its default lets them spin for a while
     # first, which on a busy machine holds a core that other work needs
     # (measured: training up to 10x slower than one thread when every pass

@@ -49,7 +49,7 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._callbacks import FitTask, as_callback_list
 from ._data import Rows, engine_input
-from ._engine import HIDDEN_ACTIVATIONS
+from ._engine import HIDDEN_ACTIVATIONS, SOLVERS
 from ._epochs import _StochasticMixin
 from ._fitted import _FittedNetworkMixin
 from ._float64_backward import Float64Backward, beyond_float32
@@ -93,7 +93,7 @@ class _BaseMLP(
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),

@@ -1,7 +1,7 @@
 """Find the engine's private BLAS and the user's BLAS thread setting.
 
 The engine computes its products in a copy of OpenBLAS of its own (the
-``scipy-openblas32`` package), held at one thread (see ``_blas.h`` for why),
+``scipy-openblas32`` package), held at one thread (see ``csrc/blas.h`` for why),
 and reads, never writes, the thread count of the BLAS that scipy uses: the
 user's limit on BLAS threads is also the engine's limit on its own threads,
 as scikit-learn's MLP, whose only threads are BLAS's, obeys it.
@@ -111,7 +111,7 @@ def private_blas_allocator(functions):
     OpenBLAS exits the process when it cannot map a work buffer (after ten
     tries; earlier releases retry forever): the engine makes the buffers a
     team will need before the team starts, where a failure can still become
-    a MemoryError (see _resources.h). The library does not export the
+    a MemoryError (see csrc/resources.h). The library does not export the
     allocator, but keeps it in its full symbol table: its address is the
     library's load address (found from an exported function) plus its
     offset there. Linux (ELF) only; elsewhere the buffers are not managed.

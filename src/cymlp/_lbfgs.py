@@ -66,7 +66,7 @@ class _LbfgsMixin:
 
         # scipy's L-BFGS-B does its vector arithmetic in scipy's BLAS, at the
         # user's thread setting, as scikit-learn's does: the engine never
-        # changes that setting (see _blas.h), so a fit gives the same bits
+        # changes that setting (see csrc/blas.h), so a fit gives the same bits
         # whether it runs alone or beside others in threads; the loss and
         # gradient are the engine's, the same bits for any thread count.
         result = scipy.optimize.minimize(

@@ -28,6 +28,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseMLP
+from ._engine import LOSS_ROWS
 from ._repr import _DocLinkMixin
 
 if TYPE_CHECKING:
@@ -279,7 +280,9 @@ default='squared_error'
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
         "loss": [
-            StrOptions({"squared_error", "poisson", "absolute_error", "huber", "quantile"})
+            # every loss of the vocabulary whose output activation a
+            # regressor's output can be (the classifier's are log losses)
+            StrOptions({row.name for row in LOSS_ROWS if row.link in ("identity", "exp")})
         ],
         # beyond scikit-learn
         "quantile": [Interval(Real, 0, 1, closed="neither")],

@@ -101,7 +101,7 @@ def _adam_path_code(str path):
     Parameters
     ----------
     path : {"auto", "divider", "fma", "hybrid", "fma-avx2", "hybrid-avx2"}
-        "auto" is the path chosen when the module was loaded; "fma" uses
+        "auto" is the path chosen on first use (csrc/adam_path.h); "fma" uses
         no square root or division instruction, "hybrid" the division alone;
         both in AVX-512 code, or in AVX2 code with the "-avx2" suffix.
 

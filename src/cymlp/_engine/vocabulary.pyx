@@ -48,48 +48,36 @@ class Optimizer(NamedTuple):
     sklearn: bool
 
 
-def _activation_rows():
-    rows = []
-    for i in range(CYMLP_N_ACTIVATIONS):
-        r = cymlp_activation_rows[i]
-        t = r.traits
-        rows.append(Activation(
-            r.name.decode(), r.code, bool(t & CYMLP_HIDDEN), bool(t & CYMLP_OUTPUT),
-            bool(t & CYMLP_NEEDS_PRE), bool(t & CYMLP_TAKES_SLOPE), bool(t & CYMLP_UFUNC),
-            bool(t & CYMLP_SKLEARN)))
-    return tuple(rows)
+cdef _activation(const cymlp_activation_row* r):
+    cdef unsigned t = r.traits
+    return Activation(
+        r.name.decode(), r.code, bool(t & CYMLP_HIDDEN), bool(t & CYMLP_OUTPUT),
+        bool(t & CYMLP_NEEDS_PRE), bool(t & CYMLP_TAKES_SLOPE), bool(t & CYMLP_UFUNC),
+        bool(t & CYMLP_SKLEARN))
 
 
-ACTIVATION_ROWS = _activation_rows()
+cdef _loss(const cymlp_loss_row* r, dict activation_names):
+    cdef unsigned t = r.traits
+    return Loss(
+        r.name.decode(), r.code, activation_names[r.link], bool(t & CYMLP_MEAN_OVER_OUTPUTS),
+        bool(t & CYMLP_HALVED), bool(t & CYMLP_RESIDUAL),
+        (r.param_low, r.param_high) if t & CYMLP_TAKES_PARAM else None,
+        bool(t & CYMLP_LOSS_SKLEARN))
 
 
-def _loss_rows():
-    names = {row.code: row.name for row in ACTIVATION_ROWS}
-    rows = []
-    for i in range(CYMLP_N_LOSSES):
-        r = cymlp_loss_rows[i]
-        t = r.traits
-        rows.append(Loss(
-            r.name.decode(), r.code, names[r.link], bool(t & CYMLP_MEAN_OVER_OUTPUTS),
-            bool(t & CYMLP_HALVED), bool(t & CYMLP_RESIDUAL),
-            (r.param_low, r.param_high) if t & CYMLP_TAKES_PARAM else None,
-            bool(t & CYMLP_LOSS_SKLEARN)))
-    return tuple(rows)
+cdef _optimizer(const cymlp_optimizer_row* r):
+    cdef unsigned t = r.traits
+    return Optimizer(
+        r.name.decode(), r.code, bool(t & CYMLP_STOCHASTIC), bool(t & CYMLP_SECOND_MOMENT),
+        bool(t & CYMLP_FULL_BATCH), bool(t & CYMLP_SOLVER_SKLEARN))
 
 
-def _optimizer_rows():
-    rows = []
-    for i in range(CYMLP_N_OPTIMIZERS):
-        r = cymlp_optimizer_rows[i]
-        t = r.traits
-        rows.append(Optimizer(
-            r.name.decode(), r.code, bool(t & CYMLP_STOCHASTIC), bool(t & CYMLP_SECOND_MOMENT),
-            bool(t & CYMLP_FULL_BATCH), bool(t & CYMLP_SOLVER_SKLEARN)))
-    return tuple(rows)
-
-
-LOSS_ROWS = _loss_rows()
-OPTIMIZER_ROWS = _optimizer_rows()
+ACTIVATION_ROWS = tuple([_activation(&cymlp_activation_rows[i])
+                         for i in range(CYMLP_N_ACTIVATIONS)])
+LOSS_ROWS = tuple([_loss(&cymlp_loss_rows[i], {r.code: r.name for r in ACTIVATION_ROWS})
+                   for i in range(CYMLP_N_LOSSES)])
+OPTIMIZER_ROWS = tuple([_optimizer(&cymlp_optimizer_rows[i])
+                        for i in range(CYMLP_N_OPTIMIZERS)])
 
 # name -> code views, in the rows' order
 HIDDEN_ACTIVATIONS = {r.name: r.code for r in ACTIVATION_ROWS if r.hidden}

@@ -12,7 +12,7 @@
  * module is loaded (CYMLP_MULTIVERSION, step_loop.h).
  *
  * The arithmetic follows scikit-learn's order of operations (see
- * _kernels.pxd); the build passes -ffp-contract=off so that no multiply-add
+ * _engine/*.pxd); the build passes -ffp-contract=off so that no multiply-add
  * is fused into a differently rounded FMA.
  */
 #ifndef CYMLP_VECTOR_LOOPS_H
@@ -25,7 +25,8 @@
 #include "step_loop.h"
 
 /* The elementwise passes. Each is the same expression as the Cython kernel
- * it serves (see _kernels.pxd for the reasoning), element by element, so the
+ * it serves (see _engine/activations.pxd and
+ * optimizers.pxd for the reasoning), element by element, so the
  * results do not depend on the vector width: no sum is reassociated (the
  * column sums run down each column, vectorised across columns). */
 
