@@ -6,7 +6,7 @@
  * reference and its fallback (exact_quotient.h).
  *
  * The arithmetic follows scikit-learn's order of operations (see
- * _engine/*.pxd); the build passes -ffp-contract=off so that no multiply-add
+ * the engine's .pxd kernels); the build passes -ffp-contract=off so that no multiply-add
  * is fused into a differently rounded FMA.
  */
 #ifndef CYMLP_OPTIMIZER_STEPS_H

@@ -12,7 +12,7 @@
  * module is loaded (CYMLP_MULTIVERSION, step_loop.h).
  *
  * The arithmetic follows scikit-learn's order of operations (see
- * _engine/*.pxd); the build passes -ffp-contract=off so that no multiply-add
+ * the engine's .pxd kernels); the build passes -ffp-contract=off so that no multiply-add
  * is fused into a differently rounded FMA.
  */
 #ifndef CYMLP_VECTOR_LOOPS_H
