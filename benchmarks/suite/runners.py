@@ -30,6 +30,18 @@ from .torch_ref import (
 )
 
 
+def busy_machine_decisions():
+    """What cymlp's busy-machine adaptation decided (csrc/team.h) since the
+    last call, which resets the counts: (teams found preempted, engine calls
+    sent to one thread); None without cymlp. (Reading the second through
+    its test hook takes one call off an episode in progress, if any.)"""
+    if CYMLP_ERROR is not None:
+        return None
+    from cymlp._engine import _testing
+
+    return _testing._contention(), _testing._contention_episode()[2]
+
+
 def run_train(spec, data, quick, repeats, use_torch):
     X, y = data.get(spec.extra["data"])
     params = spec.extra["params"]
@@ -76,7 +88,9 @@ def run_train(spec, data, quick, repeats, use_torch):
     runs["floor"] = floor.epoch
     if step is not None:
         runs["step"] = step.epoch
+    busy_machine_decisions()  # from here on
     times = interleaved(runs, repeats)
+    busy = busy_machine_decisions()
     floor_times = times.pop("floor")
     step_times = times.pop("step", None)
     one_thread_times = times.pop("cymlp-1t", None)
@@ -97,6 +111,9 @@ def run_train(spec, data, quick, repeats, use_torch):
         notes.append(f"cymlp thread scaling: one thread {fmt_time(min(one_thread_times), 's/epoch')}"
                      f", as set {fmt_time(min(times['cymlp']), 's/epoch')}: "
                      f"{min(one_thread_times) / min(times['cymlp']):.2f}x (target >=1.6x)")
+    if busy is not None:
+        notes.append(f"busy-machine adaptation during the timings: {plural(busy[0], 'team')} "
+                     f"found preempted, {plural(busy[1], 'engine call')} sent to one thread")
     if torch_note:
         notes.append(torch_note)
     if sk.coefs_[0].dtype != cy.coefs_[0].dtype:
