@@ -12,6 +12,8 @@
 #ifndef CYMLP_ADAM_PATH_H
 #define CYMLP_ADAM_PATH_H
 
+#include "attributes.h"
+
 #include "platform.h"  /* first: it sets the C library's feature macros */
 
 #include <math.h>
@@ -39,7 +41,7 @@ static int cymlp_adam_path_d(void);
 #endif
 
 /* Whether this CPU runs a path (AUTO aside). */
-static int cymlp_adam_path_runs(int path)
+CYMLP_UNUSED static int cymlp_adam_path_runs(int path)
 {
     if (path == CYMLP_PATH_FMA || path == CYMLP_PATH_HYBRID)
         return cymlp_fma_quotient_supported();
@@ -53,13 +55,13 @@ static int cymlp_adam_path_runs(int path)
  * path on a small buffer (the choice). A path the CPU cannot run is the
  * divider's. */
 #define CYMLP_ADAM_ENTRY(SUFFIX, SFX, T, SQRT)                                \
-    static int cymlp_adam_path_of_##SUFFIX(int path)                          \
+    CYMLP_UNUSED static int cymlp_adam_path_of_##SUFFIX(int path)                       \
     {                                                                         \
         if (path == CYMLP_PATH_AUTO)                                          \
             path = cymlp_adam_path_##SUFFIX();                                \
         return cymlp_adam_path_runs(path) ? path : CYMLP_PATH_DIVIDER;        \
     }                                                                         \
-    static void cymlp_adam_step_##SUFFIX(                                     \
+    CYMLP_UNUSED static void cymlp_adam_step_##SUFFIX(                                   \
         T *w, const T *g_raw, T *m, T *v, ptrdiff_t size, T alpha, T inv_n,   \
         T b1, T c1, T b2, T c2, T eps, T lr_t, double *sq, int path)          \
     {                                                                         \
@@ -77,7 +79,7 @@ static int cymlp_adam_path_runs(int path)
         )                                                                     \
         step(w, g_raw, m, v, size, alpha, inv_n, b1, c1, b2, c2, eps, lr_t, sq); \
     }                                                                         \
-    static void cymlp_adam_quotients_##SUFFIX(                                \
+    static inline void cymlp_adam_quotients_##SUFFIX(                         \
         const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only,    \
         int path)                                                             \
     {                                                                         \
@@ -103,7 +105,7 @@ static int cymlp_adam_path_runs(int path)
         }                                                                     \
     }                                                                         \
     /* Seconds of one step over the n parameters of buf by `path`. */         \
-    static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path)     \
+    CYMLP_UNUSED static double cymlp_adam_time_##SUFFIX(T *buf, ptrdiff_t n, int path)     \
     {                                                                         \
         double sq;                                                            \
         long long t0 = cymlp_nanoseconds();                                   \
@@ -117,7 +119,7 @@ static int cymlp_adam_path_runs(int path)
      * Another path must beat the divider by 10%: a tie within the noise of a \
      * shared machine keeps the divider, so the choice does not flip. The    \
      * candidates are the widest set's (AVX-512, else AVX2). */              \
-    static int cymlp_adam_calibrate_##SUFFIX(void)                            \
+    CYMLP_UNUSED static int cymlp_adam_calibrate_##SUFFIX(void)                          \
     {                                                                         \
         enum { N_ = 4096, REPS_ = 6 };                                        \
         int paths[3] = {CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID}; \
@@ -172,7 +174,7 @@ CYMLP_ADAM_ENTRY(f, ps, float, sqrtf)
 static cymlp_atomic_int cymlp_adam_paths = -1;
 static cymlp_atomic_int cymlp_adam_choosing;  /* a thread is calibrating */
 
-static int cymlp_adam_choose(void)
+CYMLP_UNUSED static int cymlp_adam_choose(void)
 {
     const char *force = getenv("CYMLP_ADAM_DIVIDER");
     int wide = cymlp_fma_quotient_supported(), f, d;
@@ -190,7 +192,7 @@ static int cymlp_adam_choose(void)
 }
 
 /* Both paths, packed as above (choosing them first if need be). */
-static int cymlp_adam_select(void)
+CYMLP_UNUSED static int cymlp_adam_select(void)
 {
     int paths = cymlp_load_int_acquire(&cymlp_adam_paths);
     int idle = 0, mine;
@@ -217,12 +219,12 @@ static int cymlp_adam_select(void)
 
 /* The path each dtype's step takes with CYMLP_PATH_AUTO (a CYMLP_PATH_*
  * other than AUTO). */
-static int cymlp_adam_path_d(void)
+CYMLP_UNUSED static int cymlp_adam_path_d(void)
 {
     return cymlp_adam_select() % CYMLP_N_PATHS;
 }
 
-static int cymlp_adam_path_f(void)
+CYMLP_UNUSED static int cymlp_adam_path_f(void)
 {
     return cymlp_adam_select() / CYMLP_N_PATHS;
 }

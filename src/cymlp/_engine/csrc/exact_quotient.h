@@ -133,6 +133,8 @@
 #ifndef CYMLP_EXACT_QUOTIENT_H
 #define CYMLP_EXACT_QUOTIENT_H
 
+#include "attributes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -150,12 +152,12 @@
 #define CYMLP_TARGET_512 __attribute__((target("avx512f,fma")))
 #define CYMLP_TARGET_256 __attribute__((target("avx2,fma")))
 
-static int cymlp_fma_quotient_supported(void)
+CYMLP_UNUSED static int cymlp_fma_quotient_supported(void)
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
-static int cymlp_avx2_quotient_supported(void)
+CYMLP_UNUSED static int cymlp_avx2_quotient_supported(void)
 {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
@@ -473,7 +475,7 @@ CYMLP_QUOTIENT(256, ps, __m256, __m256)
             }                                                                 \
         }                                                                     \
     }                                                                         \
-    CYMLP_TARGET_##ISA static void NAME(                                      \
+    CYMLP_TARGET_##ISA CYMLP_UNUSED static void NAME(                                    \
         T *restrict w, const T *restrict g_raw, T *restrict m,               \
         T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
         T b2, T c2, T eps, T lr_t, double *restrict sq)                       \
@@ -515,7 +517,7 @@ CYMLP_ADAM_FMA_STEPS(256)
 /* The quotients alone, for the tests: every element through the vector
  * kernel, the last block from a copy padded with ones (inside the domain). */
 #define CYMLP_FMA_QUOTIENTS(ISA, SFX, T, V)                                   \
-    CYMLP_TARGET_##ISA static void cymlp_fma_quotients##ISA##_##SFX(          \
+    CYMLP_TARGET_##ISA CYMLP_UNUSED static void cymlp_fma_quotients##ISA##_##SFX(          \
         const T *a, const T *v, T eps, T *out, ptrdiff_t n, int how)          \
     {                                                                         \
         enum { LANES_ = sizeof(V) / sizeof(T), BLOCK_ = CYMLP_NV * LANES_ };  \
@@ -548,7 +550,7 @@ CYMLP_FMA_QUOTIENTS(256, ps, float, __m256)
  * multiple of the block. The approximations almost never leave a candidate
  * one place off, so only this way does every branch of the decision run. */
 #define CYMLP_AVX2_PICKS(SFX, T, V)                                           \
-    CYMLP_TARGET_256 static void cymlp_avx2_picks_##SFX(                      \
+    CYMLP_TARGET_256 static inline void cymlp_avx2_picks_##SFX(               \
         const T *a, const T *v, const T *c, T *out, ptrdiff_t n, int sqrt_only) \
     {                                                                         \
         enum { LANES_ = sizeof(V) / sizeof(T), BLOCK_ = CYMLP_NV * LANES_ };  \
@@ -572,8 +574,8 @@ CYMLP_AVX2_PICKS(ps, float, __m256)
 
 #else
 #define CYMLP_HAVE_FMA_QUOTIENT 0
-static int cymlp_fma_quotient_supported(void) { return 0; }
-static int cymlp_avx2_quotient_supported(void) { return 0; }
+CYMLP_UNUSED static int cymlp_fma_quotient_supported(void) { return 0; }
+CYMLP_UNUSED static int cymlp_avx2_quotient_supported(void) { return 0; }
 /* never called: the engine checks cymlp_avx2_quotient_supported first */
 #define cymlp_avx2_picks_pd(a, v, c, out, n, sqrt_only) ((void)0)
 #define cymlp_avx2_picks_ps(a, v, c, out, n, sqrt_only) ((void)0)

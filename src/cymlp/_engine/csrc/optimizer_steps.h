@@ -12,6 +12,8 @@
 #ifndef CYMLP_OPTIMIZER_STEPS_H
 #define CYMLP_OPTIMIZER_STEPS_H
 
+#include "attributes.h"
+
 #include <math.h>
 #include <stddef.h>
 
@@ -29,7 +31,7 @@
         velocity[i] = v;                                                      \
         return w[i] = w[i] + (nesterov ? mu * v - lr * g : v);                \
     }                                                                         \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
         T *restrict w, const T *restrict g_raw, T *restrict velocity,        \
         ptrdiff_t size, T alpha, T inv_n, T lr, T mu, int nesterov,           \
         double *restrict sq)                                                  \
@@ -55,7 +57,7 @@
         v[i] = vi;                                                            \
         return w[i] = w[i] + (-lr_t * mi) / (SQRT(vi) + eps);                 \
     }                                                                         \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
         T *restrict w, const T *restrict g_raw, T *restrict m,               \
         T *restrict v, ptrdiff_t size, T alpha, T inv_n, T b1, T c1,          \
         T b2, T c2, T eps, T lr_t, double *restrict sq)                       \

@@ -25,6 +25,8 @@
 #ifndef CYMLP_RESOURCES_H
 #define CYMLP_RESOURCES_H
 
+#include "attributes.h"
+
 #include "platform.h"  /* first: it sets the C library's feature macros */
 
 #include <stddef.h>
@@ -540,7 +542,7 @@ static inline void cymlp_resources_pool(int threads)
 /* A child forked from this process has only the forking thread: no call
  * of another thread runs there, and buffers that other threads held at the
  * fork stay taken in OpenBLAS's copied table. */
-static void cymlp_resources_forked(void)
+CYMLP_UNUSED static void cymlp_resources_forked(void)
 {
     cymlp_store_int(&cymlp_blas_busy, 0);
     cymlp_blas_ready = 0;

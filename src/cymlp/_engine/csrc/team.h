@@ -28,6 +28,8 @@
 #ifndef CYMLP_TEAM_H
 #define CYMLP_TEAM_H
 
+#include "attributes.h"
+
 #include "platform.h"  /* first: it sets the C library's feature macros */
 
 #include <stddef.h>
@@ -254,7 +256,7 @@ static inline long cymlp_team_preempted(cymlp_team *tm)
 static cymlp_atomic_int cymlp_teams_started;  /* a team of several threads began here or in an ancestor */
 static cymlp_atomic_int cymlp_forked_after_teams;
 
-static void cymlp_fork_child(void)
+CYMLP_UNUSED static void cymlp_fork_child(void)
 {
     if (cymlp_load_int_relaxed(&cymlp_teams_started))
         cymlp_store_int_relaxed(&cymlp_forked_after_teams, 1);

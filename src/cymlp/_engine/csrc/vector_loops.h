@@ -18,6 +18,8 @@
 #ifndef CYMLP_VECTOR_LOOPS_H
 #define CYMLP_VECTOR_LOOPS_H
 
+#include "attributes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,7 +35,7 @@
 /* z = F(z + bias) over rows x cols, for F the identity (the bias alone) or
  * ReLU as numpy's maximum(v, 0): `v < 0 ? 0 : v` keeps a NaN. */
 #define CYMLP_BIAS_PASS(NAME, T, F)                                           \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
         T *restrict z, const T *restrict bias, ptrdiff_t rows, ptrdiff_t cols) \
     {                                                                         \
         for (ptrdiff_t i = 0; i < rows; i++) {                                \
@@ -50,7 +52,7 @@
 /* delta *= f'(z) from a = f(z): kind 0 ReLU (a select, 0 where a == 0),
  * 1 tanh (1 - a^2), 2 logistic (a, then 1 - a: two roundings, as sklearn). */
 #define CYMLP_DERIVATIVE(NAME, T)                                             \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
         const T *restrict a, T *restrict delta, ptrdiff_t n, int kind)        \
     {                                                                         \
         if (kind == 0) {                                                      \
@@ -70,7 +72,7 @@
 /* out = the column sums of rows x cols (rows ld apart), each column added
  * row after row, as numpy sums axis 0. */
 #define CYMLP_COLUMN_SUMS(NAME, T)                                            \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
         const T *restrict a, T *restrict out, ptrdiff_t rows, ptrdiff_t cols, \
         ptrdiff_t ld)                                                         \
     {                                                                         \
@@ -98,7 +100,7 @@ CYMLP_COLUMN_SUMS(cymlp_column_sums_d, double)
  * vectorizes (memcpy is how C reads a float's bits without aliasing UB; the
  * compiler turns it into a plain load). */
 #define CYMLP_ALL_FINITE(NAME, T, U, EXPONENT)                                \
-    CYMLP_MULTIVERSION static int NAME(const T *restrict x, ptrdiff_t n)      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static int NAME(const T *restrict x, ptrdiff_t n)      \
     {                                                                         \
         U bad = 0;                                                            \
         for (ptrdiff_t i = 0; i < n; i++) {                                   \
