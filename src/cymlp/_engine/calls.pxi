@@ -371,7 +371,7 @@ cdef void predict_member(Call* pr, const Member* me, floating* out) noexcept nog
                     and not all_finite(X + start * n_in, rows * n_in)):
                 pr.status = 1
             # the output layer is written straight into `out`
-            t.act[L] = out + start * n_out
+            t.out[L - 1] = out + start * n_out
         sync(me)
         if pr.status != 0:
             return
@@ -410,6 +410,7 @@ cdef int predict_impl(
     """
     cdef Py_ssize_t n = d.n_samples, chunk = min(chunk_rows, n), p, i
     cdef Py_ssize_t nch = (n + chunk - 1) // chunk
+    # one chunk's workspace, without gather or dropout (at least one value: never malloc(0))
     cdef Py_ssize_t ws = max(workspace_size(net, chunk, False, False), 1)
     cdef bint split = nt > 1 and nch > 1
     cdef Py_ssize_t most = min(<Py_ssize_t> nt, nch) if split else 1
@@ -441,6 +442,7 @@ cdef int predict_impl(
     if team < 0:
         status = -1
     elif split and team > 1:
+        # one workspace for each other thread
         more = <floating*> malloc((team - 1) * ws * sizeof(floating))
         if more != NULL:
             parts = team

@@ -141,13 +141,14 @@ cdef class Network:
         n_params = sum(a * b + b for a, b in zip(units, units[1:]))
         if n_params >= 2**62 or sum(units) >= 2**40:
             raise ValueError("network too large: %d parameters" % n_params)
-        self._index = np.zeros(4 * (L + 1), dtype=np.intp)
+        # units (L + 1), then coef_off, bias_off and out_off (L each)
+        self._index = np.zeros(4 * L + 1, dtype=np.intp)
         index = self._index
         self.net.n_layers = L
         self.net.units = &index[0]
         self.net.coef_off = &index[L + 1]
-        self.net.bias_off = &index[2 * (L + 1)]
-        self.net.act_off = &index[3 * (L + 1)]
+        self.net.bias_off = &index[2 * L + 1]
+        self.net.out_off = &index[3 * L + 1]
         for i in range(L + 1):
             self.net.units[i] = units[i]
         cdef Py_ssize_t pos = 0
@@ -159,11 +160,11 @@ cdef class Network:
             self.net.bias_off[i] = pos
             pos += self.net.units[i + 1]
         self.net.n_params = pos
-        self.net.act_off[0] = 0
-        self.net.act_off[1] = 0
+        # a workspace row: the outputs of weight layers 0..L-1, units[i + 1] each
+        self.net.out_off[0] = 0
         for i in range(1, L):
-            self.net.act_off[i + 1] = self.net.act_off[i] + self.net.units[i]
-        self.net.width = self.net.act_off[L] + self.net.units[L]
+            self.net.out_off[i] = self.net.out_off[i - 1] + self.net.units[i]
+        self.net.width = self.net.out_off[L - 1] + self.net.units[L]
         self.net.hidden_act = HIDDEN_ACTIVATIONS[activation]
         self.net.out_act = out_table[out_activation]
         self.net.loss = -1 if loss is None else LOSSES[loss]
@@ -341,7 +342,7 @@ cdef _predict(Network self, _Rows rows, list coefs, list intercepts,
     cdef cymlp_failure fail = cymlp_failure(NULL, 0)
     if out.shape[0] == 0:
         return True
-    W = <floating**> malloc(2 * L * sizeof(floating*))
+    W = <floating**> malloc(2 * L * sizeof(floating*))  # the L coefficients, then the L intercepts
     if W == NULL:
         fail.what = "the weights' table"
         fail.bytes = 2 * L * sizeof(floating*)

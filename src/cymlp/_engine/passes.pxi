@@ -49,8 +49,8 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
     cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers, n_in = net.units[0]
     cdef Py_ssize_t* u = net.units
     cdef floating** W = <floating**> t.W
-    cdef floating** act = <floating**> t.act
-    cdef floating** inp = <floating**> t.inp
+    cdef floating** out = <floating**> t.out
+    cdef floating** next_in = <floating**> t.next_in
     cdef floating** pre = <floating**> t.pre
     cdef floating** mask = <floating**> t.mask
     cdef floating* gathered = <floating*> t.gathered
@@ -63,6 +63,8 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
         for e in range(r0, r1):
             memcpy(gathered + e * n_in, X + b.idx[e] * n_in, n_in * sizeof(floating))
     for i in range(L):
+        # weight layer i: out[i] = f(inputs @ W[i] + b[i]), the inputs x0 or
+        # the CSR rows (i = 0), else next_in[i - 1]
         hidden = i < L - 1
         if i == 0 and b.sp != NULL:
             sp = b.sp[0]
@@ -71,25 +73,26 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             else:
                 sp.start = sp.start + r0
             if floating is float and b.x_double:
-                csr_times_dense(<const double*> b.X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
+                csr_times_dense(<const double*> b.X, &sp, m, W[0], u[1], out[0] + r0 * u[1])
             else:
-                csr_times_dense(X, &sp, m, W[0], u[1], act[1] + r0 * u[1])
+                csr_times_dense(X, &sp, m, W[0], u[1], out[0] + r0 * u[1])
         else:
-            a = x0 if i == 0 else inp[i]
+            a = x0 if i == 0 else next_in[i - 1]
             gemm(False, False, <int> m, <int> u[i + 1], <int> u[i], <floating> 1,
                  a + r0 * u[i], <int> u[i], W[i], <int> u[i + 1], <floating> 0,
-                 act[i + 1] + r0 * u[i + 1], <int> u[i + 1])
-        bias_activate(act[i + 1] + r0 * u[i + 1], <floating*> t.b[i], m, u[i + 1],
+                 out[i] + r0 * u[i + 1], <int> u[i + 1])
+        bias_activate(out[i] + r0 * u[i + 1], <floating*> t.b[i], m, u[i + 1],
                       net.hidden_act if hidden else net.out_act,
                       _vec_of(net, hidden, <floating> 0),
-                      pre[i + 1] + r0 * u[i + 1] if hidden and pre != NULL else NULL,
+                      pre[i] + r0 * u[i + 1] if hidden and pre != NULL else NULL,
                       net.slope)
+        # (drop.rate is per layer, input first: rate[i + 1] is out[i]'s)
         if hidden and drop != NULL and drop.rate[i + 1] > 0:
             # the chunk's masks start where the serial sequence of this
             # layer's masks is at the chunk's first value
             s = splitmix64_skip(state, r0 * u[i + 1])
-            dropout_forward(act[i + 1] + r0 * u[i + 1], inp[i + 1] + r0 * u[i + 1],
-                            mask[i + 1] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
+            dropout_forward(out[i] + r0 * u[i + 1], next_in[i] + r0 * u[i + 1],
+                            mask[i] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
             state = past_masks(drop, net.units, i + 1, b.rows, state)
     if b.y != NULL:
         row_backward(net, t, b, r0, r1, drop, <floating> 0)
@@ -103,14 +106,14 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
     cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers
     cdef Py_ssize_t* u = net.units
     cdef floating** W = <floating**> t.W
-    cdef floating** act = <floating**> t.act
+    cdef floating** out = <floating**> t.out
     cdef floating** delta = <floating**> t.delta
     cdef floating** pre = <floating**> t.pre
     cdef floating** mask = <floating**> t.mask
     cdef const floating* y = <const floating*> b.y
     cdef const floating* sw = <const floating*> b.sw
     # targets and weights are indexed through idx, or consecutive
-    loss_and_delta(act[L] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
+    loss_and_delta(out[L - 1] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
                    b.idx + r0 if b.idx != NULL else NULL,
                    sw + r0 if sw != NULL and b.idx == NULL else sw,
                    delta[L - 1] + r0 * u[L], t.row_loss + r0, m, u[L], net.loss,
@@ -118,15 +121,17 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
     if not b.backward:
         return
     for i in range(L - 1, 0, -1):
-        # delta[i - 1] = (delta[i] @ W[i]^T) * f'(z), times the dropout mask
+        # delta[i - 1] = (delta[i] @ W[i]^T) * f'(z of hidden layer i - 1),
+        # times its dropout mask (drop.rate[i]: its rate, see row_block)
         gemm(False, True, <int> m, <int> u[i], <int> u[i + 1], <floating> 1,
              delta[i] + r0 * u[i + 1], <int> u[i + 1], W[i], <int> u[i + 1], <floating> 0,
              delta[i - 1] + r0 * u[i], <int> u[i])
-        multiply_derivative(act[i] + r0 * u[i], pre[i] + r0 * u[i] if pre != NULL else NULL,
+        multiply_derivative(out[i - 1] + r0 * u[i],
+                            pre[i - 1] + r0 * u[i] if pre != NULL else NULL,
                             delta[i - 1] + r0 * u[i], m * u[i], net.hidden_act, net.slope)
         if drop != NULL and drop.rate[i] > 0:
             for e in range(r0 * u[i], r1 * u[i]):
-                delta[i - 1][e] = delta[i - 1][e] * mask[i][e]
+                delta[i - 1][e] = delta[i - 1][e] * mask[i - 1][e]
 
 
 cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b,
@@ -163,17 +168,19 @@ cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b
     else:
         f.x_double = True
     row_block(net, t32, &f, <const float*> rows32, r0, r1, drop)
-    for i in range(1, L + 1):
-        lo = r0 * u[i]
-        hi = r1 * u[i]
+    for i in range(L):
+        # weight layer i's outputs, and for a hidden layer what the backward
+        # pass reads of it (drop.rate[i + 1]: its rate, see row_block)
+        lo = r0 * u[i + 1]
+        hi = r1 * u[i + 1]
         for e in range(lo, hi):
-            (<double*> t.act[i])[e] = (<float*> t32.act[i])[e]
-        if t.pre != NULL and i < L:
+            (<double*> t.out[i])[e] = (<float*> t32.out[i])[e]
+        if t.pre != NULL and i < L - 1:
             for e in range(lo, hi):
                 (<double*> t.pre[i])[e] = (<float*> t32.pre[i])[e]
-        if drop != NULL and i < L and drop.rate[i] > 0:
+        if drop != NULL and i < L - 1 and drop.rate[i + 1] > 0:
             for e in range(lo, hi):
-                (<double*> t.inp[i])[e] = (<float*> t32.inp[i])[e]
+                (<double*> t.next_in[i])[e] = (<float*> t32.next_in[i])[e]
                 (<double*> t.mask[i])[e] = (<float*> t32.mask[i])[e]
     if b.y != NULL:
         row_backward(net, t, b, r0, r1, drop, <double> 0)
@@ -214,8 +221,9 @@ cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b
 cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* grad,
                         Py_ssize_t rows, const floating* x0, const floating* sp_data,
                         const SparseRows* sp) noexcept nogil:
-    """Unscaled gradients of every layer, by the team: grad_W[i] = inp[i]^T
-    delta[i] (x0 or the CSR rows sp for the first layer), grad_b[i] = the
+    """Unscaled gradients of every layer, by the team: grad_W[i] = A^T
+    delta[i], A what weight layer i read (x0 or the CSR rows sp for the
+    first, next_in[i - 1] for the others), grad_b[i] = the
     column sums of delta[i]. One claim loop over all the layers' chunks (the
     products, then the sums), one barrier."""
     cdef Py_ssize_t L = net.n_layers, i, c, nch, c0, c1
@@ -245,7 +253,7 @@ cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* g
             csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
                                       grad + net.coef_off[0], u[0])
         else:
-            a = x0 if i == 0 else <floating*> t.inp[i]
+            a = x0 if i == 0 else <floating*> t.next_in[i - 1]
             c0 = chunk_at(u[i], nch, c)
             c1 = chunk_at(u[i], nch, c + 1)
             gemm(True, False, <int> (c1 - c0), <int> u[i + 1], <int> rows, <floating> 1,

@@ -71,7 +71,7 @@ cdef class Trainer:
         self.float32_weights = float32_weights
         if max_rows < 1:
             raise ValueError("max_rows must be at least 1, got %d" % max_rows)
-        # the workspace's size in Python integers: no wrap-around in C
+        # = workspace_layout's worst case (gather, pre, dropout), in Python ints: no C wrap-around
         if max_rows * (network.net.width * 5 + network.net.units[0]) >= 2**62:
             raise MemoryError("cymlp: a workspace of %d rows is too large" % max_rows)
         self.max_rows = max_rows
