@@ -74,6 +74,14 @@ CHECKED_ESTIMATORS = [
                         callbacks=[never_stop], max_iter=100),
     cymlp.MLPRegressor(activation="silu", max_iter=200),
     cymlp.MLPRegressor(activation="elu", solver="lbfgs", max_iter=200),
+    # the recipe of #23: the warm-up + cosine schedule, label smoothing
+    cymlp.MLPClassifier(learning_rate="cosine", warmup_iters=5, min_learning_rate=1e-4,
+                        label_smoothing=0.1, max_iter=100),
+    cymlp.MLPClassifier(solver="sgd", learning_rate="cosine", warmup_iters=3,
+                        max_iter=100),
+    cymlp.MLPClassifier(solver="lbfgs", label_smoothing=0.2, max_iter=50),
+    cymlp.MLPRegressor(solver="sgd", learning_rate="cosine", learning_rate_init=0.01,
+                       warmup_iters=5, min_learning_rate=1e-4, max_iter=100),
 ]
 
 

@@ -48,6 +48,11 @@ CONFIGS = {
     "lbfgs": dict(solver="lbfgs"),
     "early_stopping": dict(solver="adam", early_stopping=True, n_iter_no_change=99),
     "dropout": dict(solver="adam", dropout=0.3),
+    # the recipe of #23: adam at the schedule's rate per epoch, smoothed targets
+    "cosine_label_smoothing": dict(solver="adam", learning_rate="cosine", warmup_iters=1,
+                                   min_learning_rate=1e-5, label_smoothing=0.1),
+    "sgd_cosine": dict(solver="sgd", learning_rate_init=0.01, learning_rate="cosine",
+                       warmup_iters=1),
 }
 
 

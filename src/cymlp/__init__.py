@@ -4,8 +4,9 @@
 for scikit-learn's: the same parameters, attributes, errors and, for the same
 ``random_state``, the same trained weights. Training runs a whole epoch per
 compiled call, without the GIL. Options scikit-learn lacks (more activations,
-dropout, class_weight, a validation set of your own, validation loss curves,
-callbacks) are off by default. ``cymlp.patch_sklearn()`` (or ``python -m
+dropout, class_weight, label smoothing, a warm-up + cosine learning-rate
+schedule, a validation set of your own, validation loss curves, callbacks)
+are off by default. ``cymlp.patch_sklearn()`` (or ``python -m
 cymlp.patch script.py``) puts the two estimators in place of scikit-learn's
 for code that imports them from ``sklearn.neural_network``.
 """

@@ -99,7 +99,7 @@ class _BaseMLP(
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -127,6 +127,8 @@ class _BaseMLP(
         # points a scikit-learn callback object to set_callbacks
         "callbacks": "no_validation",
         "scoring": [StrOptions({"loss"}), str, callable, None],
+        "warmup_iters": [Interval(Integral, 0, None, closed="left")],
+        "min_learning_rate": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -159,6 +161,8 @@ class _BaseMLP(
         dropout,
         callbacks,
         scoring=None,
+        warmup_iters=0,
+        min_learning_rate=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -188,6 +192,8 @@ class _BaseMLP(
         self.dropout = dropout
         self.callbacks = callbacks
         self.scoring = scoring
+        self.warmup_iters = warmup_iters
+        self.min_learning_rate = min_learning_rate
 
     # ------------------------------------------------------------------
     # The way of a fit
@@ -219,6 +225,7 @@ class _BaseMLP(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
         dropout = self._dropout_rates(len(hidden_layer_sizes))
+        self._check_schedule()
         if X_val is not None or y_val is not None or sample_weight_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together.")
@@ -235,6 +242,7 @@ class _BaseMLP(
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         sample_weight = self._apply_class_weight(y, sample_weight, incremental)
+        y = self._training_targets(y)
         given_validation = None
         if X_val is not None:
             given_validation = self._user_validation_set(
@@ -345,9 +353,30 @@ class _BaseMLP(
             )
         return np.concatenate([[0.0], rates, [0.0]])
 
+    def _check_schedule(self):
+        """What the parameter constraints cannot say about learning_rate='cosine'."""
+        if self.learning_rate != "cosine":
+            return
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "learning_rate='cosine' schedules the rate of the stochastic "
+                "solvers ('sgd' or 'adam'); lbfgs takes no learning rate."
+            )
+        if self.min_learning_rate > self.learning_rate_init:
+            raise ValueError(
+                "min_learning_rate (%r) must not exceed learning_rate_init (%r): "
+                "the cosine decays from learning_rate_init down to it."
+                % (self.min_learning_rate, self.learning_rate_init)
+            )
+
     def _apply_class_weight(self, y, sample_weight, incremental):
         """Hook for MLPClassifier's class_weight; regressors have none."""
         return sample_weight
+
+    def _training_targets(self, y):
+        """The encoded targets as the loss sees them: MLPClassifier's label
+        smoothing; as they are here."""
+        return y
 
     def _targets_promote(self, y):
         """Whether scikit-learn's output delta ``activations[-1] - y`` is

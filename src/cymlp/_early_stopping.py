@@ -56,7 +56,8 @@ def validation_split(est, rows, given):
         X_val, y_val, sw_val = given
         val_rows = Rows(
             X=engine_input(X_val, dtype),
-            y=est._encode_targets(y_val),
+            # the loss's targets: the training loss's (label smoothing too)
+            y=est._training_targets(est._encode_targets(y_val)),
             sample_weight=None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype),
             given_weight=sw_val,
         )
@@ -75,6 +76,9 @@ def validation_split(est, rows, given):
             "The validation set is too small. Increase 'validation_fraction' "
             "or the size of your dataset."
         )
+    # (with label smoothing the rows' targets are smoothed; decoding them
+    # gives back the labels: smoothing keeps each row's largest target the
+    # true class's, and binary targets on their side of 0.5)
     val_rows = rows.take(val)
     # the validation loss's float64 arithmetic weighs these rows with the
     # working dtype's weights (those of the user's set, as validated)

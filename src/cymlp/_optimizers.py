@@ -4,14 +4,48 @@
 the same names hold (``sklearn/neural_network/_stochastic_optimizers.py``):
 the settings read from the estimator when the optimizer is made, the moment
 buffers and the per-solver bookkeeping of the epoch loop (sgd's learning-rate
-schedules, adam's step count). The step itself is the engine's: it updates
+schedules, adam's step count). Both also follow cymlp's warm-up + cosine
+schedule, ``learning_rate='cosine'`` (:func:`cosine_rate`), which counts the
+epochs an optimizer has trained. The step itself is the engine's: it updates
 the moments in place, inside the epoch's compiled call, from
 :meth:`~_StochasticOptimizer.engine_settings`. :func:`new_optimizer` makes
 the one a ``solver`` names; :func:`optimizer_from_dict` rebuilds one from a
 pickle or a skops file.
 """
 
+import math
+
 import numpy as np
+
+
+def cosine_rate(epoch, learning_rate_init, warmup_iters, max_iter, min_learning_rate):
+    """The rate of epoch ``epoch`` (counted from 0) of ``learning_rate='cosine'``.
+
+    A linear warm-up over the first ``W = warmup_iters`` epochs, then a cosine
+    decay from ``learning_rate_init`` towards ``min_learning_rate`` over the
+    remaining ``max_iter - W`` epochs::
+
+        e < W:       learning_rate_init * (e + 1) / (W + 1)
+        W <= e < T:  min_lr + (learning_rate_init - min_lr) * (1 + cos(pi * (e - W) / (T - W))) / 2
+        otherwise:   min_lr
+
+    with ``T = max_iter``. The warm-up climbs in equal steps to the peak,
+    which epoch ``W`` reaches (the cosine's start); the cosine's end, the
+    floor, is the rate of epoch ``T``: the first epoch after ``max_iter``,
+    which only ``partial_fit`` reaches (it stays there). A warm-up of
+    ``max_iter`` epochs or more never reaches the cosine. This is PyTorch's
+    ``SequentialLR([LinearLR(start_factor=1 / (W + 1), total_iters=W),
+    CosineAnnealingLR(T_max=T - W, eta_min=min_lr)], milestones=[W])``
+    stepped once per epoch, and Hugging Face's cosine schedule with warm-up
+    at epoch granularity (whose warm-up starts at 0, a wasted epoch here).
+    """
+    lr0, floor = float(learning_rate_init), float(min_learning_rate)
+    W, T = int(warmup_iters), int(max_iter)
+    if epoch < W:
+        return lr0 * (epoch + 1) / (W + 1)
+    if epoch >= T:
+        return floor
+    return floor + (lr0 - floor) * (1 + math.cos(math.pi * (epoch - W) / (T - W))) / 2
 
 
 class _StochasticOptimizer:
@@ -34,16 +68,28 @@ class _StochasticOptimizer:
     kind = None
     # the estimator parameters it reads when made (see _setting)
     SETTINGS = ("learning_rate_init",)
+    # ... and those of the 'cosine' schedule, which every solver follows
+    SCHEDULE = ("lr_schedule", "warmup_iters", "min_learning_rate", "max_iter")
     # its moment buffers, in the order the engine takes them (state1, state2)
     MOMENTS = ()
 
     def __init__(self, est, n_params, dtype):
-        for name in self.SETTINGS:
+        for name in self.SETTINGS + self.SCHEDULE:
             setattr(self, name, _setting(est, name))
-        # the rate the next epoch steps with (only sgd's schedules change it)
+        # the epochs trained: the 'cosine' schedule's clock
+        self.epochs = 0
+        # the rate the next epoch steps with (sgd's schedules and 'cosine'
+        # change it); with the default schedule learning_rate_init as a float,
+        # the value the engine's step has always read
         self.learning_rate = float(est.learning_rate_init)
+        if self.lr_schedule == "cosine":
+            self.learning_rate = self._cosine_rate()
         for name in self.MOMENTS:
             setattr(self, name, np.zeros(n_params, dtype=dtype))
+
+    def _cosine_rate(self):
+        return cosine_rate(self.epochs, self.learning_rate_init, self.warmup_iters,
+                           self.max_iter, self.min_learning_rate)
 
     # -- the moments --------------------------------------------------------
     def moments(self):
@@ -100,7 +146,7 @@ class _StochasticOptimizer:
             ("momentum", "nesterovs_momentum", "beta_1", "beta_2", "epsilon"), 0
         )
         settings.update({name: getattr(self, name) for name in self.SETTINGS})
-        settings.update(self._counters())
+        settings["t"] = self._counters()["t"]
         moments = self.moments()
         settings.update(kind=self.kind, state1=moments[0],
                         state2=moments[1] if len(moments) > 1 else None)
@@ -112,14 +158,22 @@ class _StochasticOptimizer:
 
     def _counters(self):
         """The engine's step count ``t`` for this solver (the engine and the
-        on-disk format have one for every solver; it stays 0 for sgd)."""
-        return {"t": 0}
+        on-disk format have one for every solver; it stays 0 for sgd), and
+        the epochs trained."""
+        return {"t": 0, "epochs": self.epochs}
 
     def _restore_counters(self, state):
-        """Take the counters this solver keeps from a :meth:`to_dict` state."""
+        """Take the counters this solver keeps from a :meth:`to_dict` state
+        (a state written before the 'cosine' schedule has no epoch count; it
+        trained with another schedule, which does not read it)."""
+        self.epochs = state.get("epochs", 0)
 
     def iteration_ends(self, time_step):
-        """An epoch ended after ``time_step`` samples in all (``t_``)."""
+        """An epoch ended after ``time_step`` samples in all (``t_``): the
+        epoch count moves on, and with it the 'cosine' schedule's rate."""
+        self.epochs += 1
+        if self.lr_schedule == "cosine":
+            self.learning_rate = self._cosine_rate()
 
     def trigger_stopping(self, msg, verbose):
         """Training stalled (``msg`` says how): True to stop. Called on a
@@ -134,10 +188,11 @@ class _StochasticOptimizer:
 
         The format is the one cymlp has written since optimizers were stored
         as data: ``kind``, the settings, ``learning_rate``, ``t`` and the
-        moments as ``state1`` and ``state2`` (None for sgd).
+        moments as ``state1`` and ``state2`` (None for sgd); since the
+        'cosine' schedule, also its settings and ``epochs``.
         """
         moments = self.moments()
-        state = {name: getattr(self, name) for name in self.SETTINGS}
+        state = {name: getattr(self, name) for name in self.SETTINGS + self.SCHEDULE}
         state.update(self._counters())
         state.update(kind=self.kind, learning_rate=self.learning_rate, state1=moments[0],
                      state2=moments[1] if len(moments) > 1 else None)
@@ -148,14 +203,14 @@ class SGDOptimizer(_StochasticOptimizer):
     """Stochastic gradient descent with momentum (Nesterov's, optionally) and
     scikit-learn's learning-rate schedules: 'constant', 'invscaling' (the
     rate decays with the samples seen) and 'adaptive' (divided by 5 when
-    training stalls)."""
+    training stalls); and cymlp's 'cosine' (:func:`cosine_rate`)."""
 
     kind = "sgd"
-    SETTINGS = ("learning_rate_init", "lr_schedule", "power_t", "momentum",
-                "nesterovs_momentum")
+    SETTINGS = ("learning_rate_init", "power_t", "momentum", "nesterovs_momentum")
     MOMENTS = ("velocity",)
 
     def iteration_ends(self, time_step):
+        super().iteration_ends(time_step)
         if self.lr_schedule == "invscaling":
             self.learning_rate = (
                 float(self.learning_rate_init) / (time_step + 1) ** self.power_t
@@ -176,7 +231,9 @@ class SGDOptimizer(_StochasticOptimizer):
 
 class AdamOptimizer(_StochasticOptimizer):
     """Adam: first and second moment estimates with bias correction, at the
-    constant rate ``learning_rate_init``."""
+    constant rate ``learning_rate_init`` (scikit-learn's schedules are sgd's
+    alone, as in scikit-learn) or following 'cosine' (:func:`cosine_rate`):
+    the bias correction multiplies the epoch's rate."""
 
     kind = "adam"
     SETTINGS = ("learning_rate_init", "beta_1", "beta_2", "epsilon")
@@ -190,9 +247,10 @@ class AdamOptimizer(_StochasticOptimizer):
         self.t = t
 
     def _counters(self):
-        return {"t": self.t}
+        return {**super()._counters(), "t": self.t}
 
     def _restore_counters(self, state):
+        super()._restore_counters(state)
         self.t = state["t"]
 
 
@@ -215,7 +273,7 @@ def optimizer_from_dict(state, est):
     """
     cls = OPTIMIZERS[state["kind"]]
     self = cls.__new__(cls)
-    for name in cls.SETTINGS:
+    for name in cls.SETTINGS + cls.SCHEDULE:
         setattr(self, name, state[name] if name in state else _setting(est, name))
     self.learning_rate = state["learning_rate"]
     for name, key in zip(cls.MOMENTS, ("state1", "state2")):

@@ -91,8 +91,11 @@ default='squared_error'
         Size of minibatches for stochastic optimizers; 'auto' is
         ``min(200, n_samples)``.
 
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
         Learning rate schedule for weight updates, used by solver='sgd'.
+        'cosine' (not in scikit-learn; sgd and adam): a linear warm-up over
+        ``warmup_iters`` epochs, then a cosine decay to ``min_learning_rate``
+        by epoch ``max_iter``; lbfgs refuses it. See :ref:`extras_schedules`.
 
     learning_rate_init : float, default=0.001
         The initial learning rate, for solver='sgd' or 'adam'.
@@ -175,6 +178,13 @@ default='squared_error'
         loss, higher being better), or any scorer name or callable of
         :func:`sklearn.metrics.get_scorer`. Used with ``early_stopping=True``
         only. Not in scikit-learn (HistGradientBoosting's convention).
+
+    warmup_iters : int, default=0
+        Epochs of linear warm-up of ``learning_rate='cosine'``, from
+        ``learning_rate_init / (warmup_iters + 1)`` up. Not in scikit-learn.
+
+    min_learning_rate : float, default=0.0
+        The floor of ``learning_rate='cosine'``. Not in scikit-learn.
 
     quantile : float, default=0.5
         The quantile that ``loss='quantile'`` estimates, in (0, 1) (named as
@@ -264,6 +274,15 @@ default='squared_error'
     >>> reg.score(X, y) > 0.95
     True
 
+    sgd with a linear warm-up over 5 epochs, then a cosine decay to 1e-4:
+
+    >>> sched = MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", learning_rate="cosine",
+    ...                      learning_rate_init=0.01, warmup_iters=5,
+    ...                      min_learning_rate=1e-4, max_iter=100,
+    ...                      random_state=0).fit(X / X.std(), y / y.std())
+    >>> sched.score(X / X.std(), y / y.std()) > 0.9
+    True
+
     The 0.9 quantile: about 90% of the targets lie below its predictions.
 
     >>> import numpy as np
@@ -320,6 +339,8 @@ default='squared_error'
         dropout: float | ArrayLike = 0.0,
         callbacks: Callable[[dict], Any] | Sequence[Callable[[dict], Any]] | None = None,
         scoring: str | Callable | None = None,
+        warmup_iters: int = 0,
+        min_learning_rate: float = 0.0,
         quantile: float = 0.5,
         huber_delta: float = 1.0,
     ):
@@ -352,6 +373,8 @@ default='squared_error'
             dropout=dropout,
             callbacks=callbacks,
             scoring=scoring,
+            warmup_iters=warmup_iters,
+            min_learning_rate=min_learning_rate,
         )
         self.quantile = quantile
         self.huber_delta = huber_delta

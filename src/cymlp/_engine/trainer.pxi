@@ -172,7 +172,8 @@ cdef class Trainer:
         alpha : float
             The L2 penalty (read per call, as scikit-learn reads it per batch).
         learning_rate : float
-            sgd's current rate (adam uses learning_rate_init).
+            The epoch's rate: sgd's current rate, adam's rate before its bias
+            correction (learning_rate_init unless a schedule changes it).
         dropout_seed : int in [0, 2**64), or None
             Seeds this epoch's dropout masks; required with dropout.
         """
@@ -207,8 +208,7 @@ cdef class Trainer:
             drop.state = <uint64_t> int(dropout_seed)
             drop_p = &drop
         self.opt.alpha = alpha
-        if self.opt.kind == SGD:
-            self.opt.lr = learning_rate
+        self.opt.lr = learning_rate
         if self.dtype == np.float32:
             return _run_epoch[float](self, rows, order_p, params, drop_p)
         return _run_epoch[double](self, rows, order_p, params, drop_p)
