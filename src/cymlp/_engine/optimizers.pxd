@@ -17,7 +17,7 @@ from .vocabulary cimport SGD, ADAM
 cdef struct Optimizer:
     int kind                  # SGD or ADAM
     double alpha
-    double lr                 # sgd: current rate; adam: learning_rate_init
+    double lr                 # the epoch's rate (sgd, adam: before its bias correction)
     double momentum
     bint nesterov
     double beta_1
