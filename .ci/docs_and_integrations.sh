@@ -71,6 +71,18 @@ if grep -E '^SKIPPED' "$out/pytest.log" | grep -vq 'not run:'; then
     exit 1
 fi
 
+# The references in PyTorch: the modern recipe's schedules, losses, AdamW and
+# clipping are checked against torch's own where torch is installed (the
+# tests skip without it); here it is, and none may skip for want of it.
+echo "== PyTorch references"
+python -m pip install -q "torch==2.13.0"
+TORCH_TESTS=(tests/test_recipe.py)
+python -m pytest "${TORCH_TESTS[@]}" -p no:cacheprovider -rs 2>&1 | tee "$out/torch.log"
+if grep -E '^SKIPPED' "$out/torch.log" | grep -q "torch"; then
+    echo "error: a PyTorch reference test was skipped although torch is installed" >&2
+    exit 1
+fi
+
 echo "== the documentation, by README.md's command, in a fresh environment"
 rm -rf .venv-docs docs/_build
 python3 -m venv .venv-docs
