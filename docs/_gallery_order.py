@@ -8,6 +8,7 @@ ORDER = [
     "plot_digits.py",
     "plot_activations.py",
     "plot_early_stopping.py",
+    "plot_modern_recipe.py",
     "plot_callbacks.py",
     "plot_quantile_interval.py",
     "plot_hidden_features.py",
