@@ -68,6 +68,7 @@ CYMLP_UNUSED static int cymlp_adam_path_runs(int path)
         void (*step)(T *restrict, const T *restrict, T *restrict, T *restrict, \
                      ptrdiff_t, T, T, T, T, T, T, T, T, double *restrict) =    \
             cymlp_adam_divider_##SUFFIX;                                      \
+        (void)path;  /* only the FMA paths (GNU C on x86-64) read it */      \
         CYMLP_IF_FMA(                                                         \
             switch (cymlp_adam_path_of_##SUFFIX(path)) {                      \
             case CYMLP_PATH_FMA: step = cymlp_adam_fma512_##SUFFIX; break;    \
@@ -83,6 +84,7 @@ CYMLP_UNUSED static int cymlp_adam_path_runs(int path)
         const T *a, const T *v, T eps, T *out, ptrdiff_t n, int sqrt_only,    \
         int path)                                                             \
     {                                                                         \
+        (void)path;  /* as above */                                           \
         CYMLP_IF_FMA(                                                         \
             path = cymlp_adam_path_of_##SUFFIX(path);                         \
             int how = sqrt_only ? CYMLP_SQRT_ONLY :                           \

@@ -576,9 +576,18 @@ CYMLP_AVX2_PICKS(ps, float, __m256)
 #define CYMLP_HAVE_FMA_QUOTIENT 0
 CYMLP_UNUSED static int cymlp_fma_quotient_supported(void) { return 0; }
 CYMLP_UNUSED static int cymlp_avx2_quotient_supported(void) { return 0; }
-/* never called: the engine checks cymlp_avx2_quotient_supported first */
-#define cymlp_avx2_picks_pd(a, v, c, out, n, sqrt_only) ((void)0)
-#define cymlp_avx2_picks_ps(a, v, c, out, n, sqrt_only) ((void)0)
+/* never called: the engine checks cymlp_avx2_quotient_supported first.
+ * Functions, not empty macros: the caller's arguments stay used (an empty
+ * macro left _testing's sqrt_only and Cython's index temporaries unused,
+ * warnings on aarch64 and in every non-x86 build). */
+#define CYMLP_AVX2_PICKS_NONE(SFX, T)                                         \
+    CYMLP_UNUSED static void cymlp_avx2_picks_##SFX(                          \
+        const T *a, const T *v, const T *c, T *out, ptrdiff_t n, int sqrt_only) \
+    {                                                                         \
+        (void)a; (void)v; (void)c; (void)out; (void)n; (void)sqrt_only;       \
+    }
+CYMLP_AVX2_PICKS_NONE(pd, double)
+CYMLP_AVX2_PICKS_NONE(ps, float)
 #endif
 
 #endif
