@@ -183,24 +183,11 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         never drops. Not in scikit-learn; 0 keeps its results exactly.
 
     weight_decay : float, default=0.01
-        Decoupled weight decay of ``solver='adamw'`` (ignored by the other
-        solvers), PyTorch's ``torch.optim.AdamW`` arithmetic: before each
-        Adam step every weight and bias is multiplied by
-        ``1 - learning_rate_init * weight_decay``; the step then follows the
-        gradient at the weights before the decay (``alpha``'s L2 term, which
-        is unchanged, included) with scikit-learn's bias-corrected rate.
-        The default is PyTorch's. With 0, 'adamw' trains exactly as 'adam'.
-        Not in scikit-learn.
+        Decoupled weight decay of solver='adamw' (torch.optim.AdamW; :ref:`extras_adamw`).
 
     max_grad_norm : float or None, default=None
-        Clip each minibatch's gradient by its global norm, as PyTorch's
-        ``torch.nn.utils.clip_grad_norm_``: when the L2 norm of the
-        gradient over every weight and bias (the L2 term included), ``norm``,
-        exceeds it, the step uses the gradient times
-        ``max_grad_norm / (norm + 1e-6)``. The same bits on any number of
-        threads. For 'sgd', 'adam' and 'adamw'; lbfgs raises a ValueError
-        (it minimises the full-batch loss with a line search). None: no
-        clipping. Not in scikit-learn.
+        Clip each minibatch gradient to this global norm (torch's clip_grad_norm_;
+        :ref:`extras_clipping`); None: no clipping; lbfgs raises a ValueError.
 
     callbacks : callable or list of callables, default=None
         Plain functions called after every epoch (every lbfgs iteration) with

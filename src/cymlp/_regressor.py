@@ -165,13 +165,11 @@ default='squared_error'
         never drops. Not in scikit-learn; 0 keeps its results exactly.
 
     weight_decay : float, default=0.01
-        Decoupled weight decay of ``solver='adamw'``, PyTorch's ``AdamW``
-        (see :class:`MLPClassifier`). Not in scikit-learn.
+        Decoupled weight decay of solver='adamw' (torch.optim.AdamW; :ref:`extras_adamw`).
 
     max_grad_norm : float or None, default=None
-        Clip each minibatch's gradient by its global norm, as PyTorch's
-        ``clip_grad_norm_`` (see :class:`MLPClassifier`); lbfgs raises a
-        ValueError. Not in scikit-learn.
+        Clip each minibatch gradient to this global norm (torch's clip_grad_norm_;
+        :ref:`extras_clipping`); None: no clipping; lbfgs raises a ValueError.
 
     callbacks : callable or list of callables, default=None
         Plain functions called after every epoch (every lbfgs iteration) with

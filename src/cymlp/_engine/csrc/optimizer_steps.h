@@ -75,7 +75,7 @@
  * (g_raw + 0 w) is g_raw, so its bits are those of the one fused update
  * w * decay + Adam's quotient, whichever path computes the quotient. */
 #define CYMLP_DECAY_STEP(NAME, T)                                             \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                         \
         T *restrict w, T *restrict g_raw, ptrdiff_t size, T alpha, T decay)   \
     {                                                                         \
         if (alpha != 0)                                                       \
@@ -97,7 +97,7 @@
     {                                                                         \
         return (double)((g_raw[i] + alpha * w[i]) * inv_n);                   \
     }                                                                         \
-    CYMLP_MULTIVERSION static void NAME(                                      \
+    CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                         \
         const T *restrict w, const T *restrict g_raw, ptrdiff_t size,         \
         T alpha, T inv_n, double *restrict sq)                                \
     {                                                                         \
