@@ -68,6 +68,18 @@ def test_adamw_without_decay_trains_as_adam(cls, dtype, global_random_seed):
                         _fit(cls, X, y, solver="adam", **params))
 
 
+def test_adamw_follows_the_cosine_schedule(global_random_seed):
+    # the decay multiplies the epoch's rate (as torch's AdamW under a scheduler)
+    X, y = _data(global_random_seed, False)
+    params = dict(random_state=global_random_seed, batch_size=16, learning_rate="cosine",
+                  warmup_iters=2, max_iter=6)
+    assert_same_weights(_fit(cymlp.MLPClassifier, X, y, solver="adamw", weight_decay=0.0,
+                             **params),
+                        _fit(cymlp.MLPClassifier, X, y, solver="adam", **params))
+    decayed = _fit(cymlp.MLPClassifier, X, y, solver="adamw", weight_decay=0.5, **params)
+    assert np.isfinite(decayed.coefs_[0]).all()
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_weight_decay_is_adamw_only(solver, global_random_seed):
     X, y = _data(global_random_seed, False)
