@@ -239,7 +239,7 @@ def test_derivative_needs_preactivations():
 # Losses and the output delta
 # ---------------------------------------------------------------------------
 # the optimizers whose steps the tests below compare with numpy's
-OPTIMIZER_KINDS = ["sgd", "adam"]
+OPTIMIZER_KINDS = ["sgd", "adam", "adamw"]
 LOSSES = ["squared_error", "log_loss", "binary_log_loss", "poisson"]
 
 
@@ -421,6 +421,14 @@ def test_adam_step(dtype, data):
     params, m1, v1 = w.copy(), m.copy(), v.copy()
     _testing._kernel_optimizer_step("adam", params, g, m1, v1, alpha, sw_sum, lr,
                                    beta_1=b1, beta_2=b2, epsilon=epsilon)
+    _assert_adam_within(params, m1, v1, (w_ref, m_ref, v_ref, M, V, den), lr,
+                        4 * eps(dtype) * np.abs(w_ref), dtype)
+
+
+def _assert_adam_within(params, m1, v1, reference, lr, err_w, dtype):
+    """An Adam step's moments and parameters against _adam_reference's, to
+    the bounds of their roundings; err_w: the parameters' own bound."""
+    w_ref, m_ref, v_ref, M, V, den = reference
     e = eps(dtype)
     err_m = 8 * e * M + tiny(dtype)
     err_v = 8 * e * V + tiny(dtype)
@@ -432,8 +440,82 @@ def test_adam_step(dtype, data):
         + 4 * e * den
     step = np.abs(m_ref) / den
     err_step = lr * (err_m / den + step * err_den / den) + 8 * e * lr * step
-    assert_within(params, w_ref, err_step + 4 * e * np.abs(w_ref) + tiny(dtype),
-                  err_msg="params")
+    assert_within(params, w_ref, err_step + err_w + tiny(dtype), err_msg="params")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@seed(HYPOTHESIS_SEED)
+@hsettings(60)
+@given(data=st.data())
+def test_adamw_step(dtype, data):
+    """AdamW: w * (1 - lr * weight_decay) plus Adam's update from the
+    gradient at the weights before the decay (numpy, in long double)."""
+    n, w, g, alpha, sw_sum, lr_t = data.draw(optimizer_case(dtype))
+    lr0 = data.draw(st.sampled_from([1e-3, 0.01, 0.5]), label="learning_rate_init")
+    wd = data.draw(st.sampled_from([0.0, 0.01, 0.1, 1.0]), label="weight_decay")
+    scale = data.draw(st.sampled_from([1.0, 0.5, 1e-3]), label="grad_scale")
+    m = data.draw(array(dtype, (n,), -1, 1), label="m")
+    v = data.draw(array(dtype, (n,), 0, 1), label="v")
+    w_adam, m_ref, v_ref, M, V, den = _adam_reference(w, g * WIDE(scale), m, v,
+                                                      alpha * scale, sw_sum, lr_t,
+                                                      0.9, 0.999, 1e-3)
+    w_ref = w.astype(WIDE) * (1 - WIDE(lr0) * WIDE(wd)) + (w_adam - w.astype(WIDE))
+    params, g1, m1, v1 = w.copy(), g.copy(), m.copy(), v.copy()
+    _testing._kernel_optimizer_step("adamw", params, g1, m1, v1, alpha, sw_sum, lr_t,
+                                   epsilon=1e-3, weight_decay=wd, learning_rate_init=lr0,
+                                   grad_scale=scale)
+    # the decay's product: a few roundings of |w|
+    _assert_adam_within(params, m1, v1, (w_ref, m_ref, v_ref, M, V, den), lr_t,
+                        8 * eps(dtype) * np.abs(w), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [0, 1, 17, 1003])
+def test_adamw_without_decay_is_adam(dtype, n, global_random_seed):
+    """weight_decay 0: AdamW's step writes Adam's bits, on every Adam path."""
+    rng = np.random.default_rng(global_random_seed)
+    w0 = rng.standard_normal(n).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    m0, v0 = rng.standard_normal(n).astype(dtype), rng.uniform(0, 1, n).astype(dtype)
+    for path in _testing._ADAM_PATHS:
+        try:
+            _testing._adam_path_code(path)
+        except ValueError:
+            continue  # a path this CPU or build lacks
+        runs = []
+        for kind in ("adam", "adamw"):
+            w, m, v = w0.copy(), m0.copy(), v0.copy()
+            sq = _testing._kernel_optimizer_step(kind, w, g.copy(), m, v, 1e-3, 32.0, 1e-2,
+                                                return_sum_squares=True, path=path,
+                                                weight_decay=0.0, learning_rate_init=0.1)
+            runs.append((w, m, v, sq))
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [1, 9, 1003, 100_003])
+def test_clip_factor_matches_numpy(dtype, n, global_random_seed):
+    """The gradient's squared norm (coefficients with the L2 term,
+    intercepts without, over sw_sum) and torch's clip_grad_norm_ factor."""
+    rng = np.random.default_rng(global_random_seed)
+    w = rng.standard_normal(n).astype(dtype)
+    g = (rng.standard_normal(n) * 10).astype(dtype)
+    n_coefs = (2 * n) // 3
+    alpha, sw_sum = 0.3, 7.0
+    grad = (g.astype(WIDE) + np.where(np.arange(n) < n_coefs, WIDE(alpha), 0) * w) / sw_sum
+    sq_ref = float(np.sum(grad * grad))
+    norm = math.sqrt(sq_ref)
+    for max_norm in (norm / 3, norm * 2):
+        sq, factor = _testing._kernel_clip_factor(w, g, n_coefs, alpha, sw_sum, max_norm)
+        assert sq == pytest.approx(sq_ref, rel=n * 4 * eps(dtype))
+        want = min(1.0, max_norm / (norm + 1e-6))
+        assert factor == pytest.approx(want, rel=n * 4 * eps(dtype))
+    # torch's edge cases: an infinite norm zeroes the gradient, NaN spreads
+    g[0] = np.inf
+    assert _testing._kernel_clip_factor(w, g, n_coefs, alpha, sw_sum, 1.0)[1] == 0.0
+    g[0] = np.nan
+    assert math.isnan(_testing._kernel_clip_factor(w, g, n_coefs, alpha, sw_sum, 1.0)[1])
 
 
 @pytest.mark.parametrize("kind", OPTIMIZER_KINDS)
@@ -456,8 +538,10 @@ def test_optimizer_step_sum_of_squares(kind, dtype, n, global_random_seed):
     runs = []
     for want in (False, True):
         w, s = w0.copy(), [None if a is None else a.copy() for a in states]
-        sq = _testing._kernel_optimizer_step(kind, w, g, s[0], s[1], 1e-3, 32.0, 1e-2,
-                                            return_sum_squares=want)
+        # (adamw decays and adds the L2 term into its gradient: a copy each)
+        sq = _testing._kernel_optimizer_step(kind, w, g.copy(), s[0], s[1], 1e-3, 32.0, 1e-2,
+                                            return_sum_squares=want, weight_decay=0.1,
+                                            learning_rate_init=1e-2)
         runs.append((w, s, sq))
     (w_plain, s_plain, none), (w, s, sq) = runs
     assert none is None
@@ -722,6 +806,10 @@ def _reference_epoch(X, Y, sw, order, batch_size, params, units, act, out_act, o
                                         out_act, ref.OUTPUTS[out_act], opt["alpha"],
                                         X.dtype, SLOPE)
         loss_sum += value * len(rows)
+        if opt.get("max_grad_norm") is not None:  # torch's clip_grad_norm_
+            coef = WIDE(opt["max_grad_norm"]) / (np.sqrt(np.sum(grad * grad)) + WIDE(1e-6))
+            if coef < 1:
+                grad = grad * coef
         if opt["kind"] == "sgd":
             v = opt["momentum"] * s1 - opt["lr"] * grad
             s1 = v
@@ -732,6 +820,8 @@ def _reference_epoch(X, Y, sw, order, batch_size, params, units, act, out_act, o
             s1 = opt["beta_1"] * s1 + (1 - opt["beta_1"]) * grad
             s2 = opt["beta_2"] * s2 + (1 - opt["beta_2"]) * grad * grad
             upd = -lr_t * s1 / (np.sqrt(s2) + opt["epsilon"])
+            if opt["kind"] == "adamw":  # torch's AdamW: decay, then Adam's update
+                params = params * (1 - WIDE(opt["lr"]) * WIDE(opt["weight_decay"]))
         params = params + upd
     return params, loss_sum, t
 
@@ -753,17 +843,21 @@ def test_train_epoch_matches_reference(kind, dtype, data):
            "beta_1": 0.9, "beta_2": 0.999,
            # an epsilon that keeps adam's m / sqrt(v) well conditioned: with
            # 1e-8 a gradient that is zero up to rounding flips the step's sign
-           "epsilon": 1e-3, "t": 0}
+           "epsilon": 1e-3, "t": 0,
+           "weight_decay": data.draw(st.sampled_from([0.0, 0.1, 5.0]), label="weight_decay"),
+           "max_grad_norm": data.draw(st.sampled_from([None, 1e-3, 0.1, 10.0]),
+                                      label="max_grad_norm")}
     settings = {"kind": kind, "learning_rate_init": opt["lr"], "momentum": opt["momentum"],
                 "nesterovs_momentum": opt["nesterov"], "beta_1": opt["beta_1"],
-                "beta_2": opt["beta_2"], "epsilon": opt["epsilon"], "t": 0}
+                "beta_2": opt["beta_2"], "epsilon": opt["epsilon"], "t": 0,
+                "weight_decay": opt["weight_decay"], "max_grad_norm": opt["max_grad_norm"]}
     if sw is not None:
         sw[:] = np.maximum(sw, 0.1)  # no minibatch of weight zero here
     Xin = data.draw(csr_variant(X)) if sparse else X
     net = _network(units, act, out_act)
     p = params.copy()
     settings["state1"] = np.zeros_like(p)
-    settings["state2"] = np.zeros_like(p) if kind == "adam" else None
+    settings["state2"] = np.zeros_like(p) if kind in ("adam", "adamw") else None
     gather = order is not None and not sparse
     trainer = _engine.Trainer(net, dtype, batch_size, gather=gather, optimizer=settings)
     loss_sum = trainer.run_epoch(Xin, Y, sw, order, p, alpha, opt["lr"])
@@ -772,7 +866,7 @@ def test_train_epoch_matches_reference(kind, dtype, data):
     p_ref, loss_ref, t_ref = _reference_epoch(X, Y, sw, order, batch_size, params, units,
                                               act, out_act, opt)
     n_steps = -(-n // batch_size)
-    assert t == (t_ref if kind == "adam" else 0)
+    assert t == (t_ref if kind in ("adam", "adamw") else 0)
     # a tolerance relative to the size of the parameters and of the steps:
     # each step is accurate to ~k eps of its size, and errors add up
     k = batch_size + max(units) + 10

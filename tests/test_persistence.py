@@ -240,7 +240,7 @@ def test_warm_start_after_round_trip(kind, solver, dtype, tmp_path, global_rando
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw"])
 @pytest.mark.parametrize("kind", ["multiclass", "multilabel", "regression"])
 def test_partial_fit_after_round_trip(kind, solver, dtype, tmp_path, global_random_seed):
     # Five partial_fit calls on one object, against two calls, a round trip,
@@ -251,6 +251,8 @@ def test_partial_fit_after_round_trip(kind, solver, dtype, tmp_path, global_rand
     X, y = _data(global_random_seed, kind, n=90, dtype=dtype)
     batches = np.array_split(np.arange(len(X)), 5)
     extra = dict(learning_rate="invscaling", power_t=0.3) if solver == "sgd" else {}
+    if solver == "adamw":  # AdamW's decay and clipping (#23): their settings travel too
+        extra = dict(weight_decay=0.1, max_grad_norm=0.5)
 
     def fresh():
         return _estimator(kind, solver=solver, batch_size=8,
@@ -365,7 +367,7 @@ def test_partial_fit_after_memory_mapped_load(solver, tmp_path, global_random_se
 # ---------------------------------------------------------------------------
 # skops: the ecosystem's format that loads no code it was not told to trust
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs", "adamw"])
 @pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
 def test_skops_round_trip_trusting_only_the_public_classes(name, solver,
                                                            global_random_seed):
@@ -374,8 +376,9 @@ def test_skops_round_trip_trusting_only_the_public_classes(name, solver,
     if name == "MLPRegressor":
         X, y = X[:, 1:], X[:, 0]
     cls = getattr(cymlp, name)
+    extra = dict(weight_decay=0.2, max_grad_norm=0.5) if solver == "adamw" else {}
     est = cls(hidden_layer_sizes=(5,), solver=solver, max_iter=3,
-              random_state=global_random_seed)
+              random_state=global_random_seed, **extra)
     est.fit(X, y)  # (ConvergenceWarning silenced by the module's `quiet`)
     data = sio.dumps(est)
     # the only type skops does not know is the estimator class itself: the

@@ -53,6 +53,10 @@ CONFIGS = {
                                    min_learning_rate=1e-5, label_smoothing=0.1),
     "sgd_cosine": dict(solver="sgd", learning_rate_init=0.01, learning_rate="cosine",
                        warmup_iters=1),
+    # #23: AdamW's decay pass, and clipping's norm pass (a norm small enough
+    # that every step clips) before adam's and sgd's steps
+    "adamw_clipped": dict(solver="adamw", weight_decay=0.1, max_grad_norm=0.05),
+    "sgd_clipped": dict(solver="sgd", learning_rate_init=0.01, max_grad_norm=0.05),
 }
 
 

@@ -123,6 +123,8 @@ class _BaseMLP(
         # beyond scikit-learn
         "negative_slope": [Interval(Real, 0, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         # checked at the start of fit by as_callback_list, whose message
         # points a scikit-learn callback object to set_callbacks
         "callbacks": "no_validation",
@@ -163,6 +165,8 @@ class _BaseMLP(
         scoring=None,
         warmup_iters=0,
         min_learning_rate=0.0,
+        weight_decay=0.01,
+        max_grad_norm=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -194,6 +198,8 @@ class _BaseMLP(
         self.scoring = scoring
         self.warmup_iters = warmup_iters
         self.min_learning_rate = min_learning_rate
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
 
     # ------------------------------------------------------------------
     # The way of a fit
@@ -226,6 +232,12 @@ class _BaseMLP(
             )
         dropout = self._dropout_rates(len(hidden_layer_sizes))
         self._check_schedule()
+        if self.max_grad_norm is not None and self.solver == "lbfgs":
+            raise ValueError(
+                "max_grad_norm clips the minibatch gradients of the stochastic "
+                "solvers ('sgd', 'adam', 'adamw'); lbfgs minimises the full-batch "
+                "loss with a line search. Set max_grad_norm=None for lbfgs."
+            )
         if X_val is not None or y_val is not None or sample_weight_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together.")
@@ -348,7 +360,7 @@ class _BaseMLP(
             return None
         if self.solver == "lbfgs":
             raise ValueError(
-                "dropout needs a stochastic solver ('sgd' or 'adam'); lbfgs "
+                "dropout needs a stochastic solver ('sgd', 'adam' or 'adamw'); lbfgs "
                 "minimises a deterministic full-batch loss."
             )
         return np.concatenate([[0.0], rates, [0.0]])

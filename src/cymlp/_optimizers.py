@@ -6,7 +6,9 @@ the settings read from the estimator when the optimizer is made, the moment
 buffers and the per-solver bookkeeping of the epoch loop (sgd's learning-rate
 schedules, adam's step count). Both also follow cymlp's warm-up + cosine
 schedule, ``learning_rate='cosine'`` (:func:`cosine_rate`), which counts the
-epochs an optimizer has trained. The step itself is the engine's: it updates
+epochs an optimizer has trained. ``AdamWOptimizer`` is Adam with PyTorch's
+decoupled weight decay. Every one reads ``max_grad_norm`` (clipping by the
+global norm, in the engine's step). The step itself is the engine's: it updates
 the moments in place, inside the epoch's compiled call, from
 :meth:`~_StochasticOptimizer.engine_settings`. :func:`new_optimizer` makes
 the one a ``solver`` names; :func:`optimizer_from_dict` rebuilds one from a
@@ -143,7 +145,8 @@ class _StochasticOptimizer:
         unused by this one's step (0 here).
         """
         settings = dict.fromkeys(
-            ("momentum", "nesterovs_momentum", "beta_1", "beta_2", "epsilon"), 0
+            ("momentum", "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "weight_decay"),
+            0,
         )
         settings.update({name: getattr(self, name) for name in self.SETTINGS})
         settings["t"] = self._counters()["t"]
@@ -206,7 +209,8 @@ class SGDOptimizer(_StochasticOptimizer):
     training stalls); and cymlp's 'cosine' (:func:`cosine_rate`)."""
 
     kind = "sgd"
-    SETTINGS = ("learning_rate_init", "power_t", "momentum", "nesterovs_momentum")
+    SETTINGS = ("learning_rate_init", "power_t", "momentum", "nesterovs_momentum",
+                "max_grad_norm")
     MOMENTS = ("velocity",)
 
     def iteration_ends(self, time_step):
@@ -236,7 +240,7 @@ class AdamOptimizer(_StochasticOptimizer):
     the bias correction multiplies the epoch's rate."""
 
     kind = "adam"
-    SETTINGS = ("learning_rate_init", "beta_1", "beta_2", "epsilon")
+    SETTINGS = ("learning_rate_init", "beta_1", "beta_2", "epsilon", "max_grad_norm")
     MOMENTS = ("first_moment", "second_moment")
 
     def __init__(self, est, n_params, dtype):
@@ -254,7 +258,19 @@ class AdamOptimizer(_StochasticOptimizer):
         self.t = state["t"]
 
 
-OPTIMIZERS = {cls.kind: cls for cls in (SGDOptimizer, AdamOptimizer)}
+class AdamWOptimizer(AdamOptimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's
+    ``torch.optim.AdamW``): every step first multiplies every weight and
+    bias by ``1 - lr * weight_decay`` (lr the epoch's rate: learning_rate_init,
+    or the 'cosine' schedule's; PyTorch decays at the scheduled rate too),
+    then takes Adam's step (scikit-learn's bias-corrected rate) from the gradient, ``alpha``'s
+    L2 term included, at the weights before the decay."""
+
+    kind = "adamw"
+    SETTINGS = AdamOptimizer.SETTINGS + ("weight_decay",)
+
+
+OPTIMIZERS = {cls.kind: cls for cls in (SGDOptimizer, AdamOptimizer, AdamWOptimizer)}
 
 
 def new_optimizer(est, n_params, dtype):

@@ -50,7 +50,8 @@ from .vocabulary import (
 from .activations cimport UnaryLoop, resolve_loop, bias_activate, multiply_derivative
 from .losses cimport loss_and_delta, batch_loss
 from .optimizers cimport (
-    Optimizer, step_range, step_rate, cymlp_adam_path_f, cymlp_adam_path_d,
+    Optimizer, step_range, step_rate, counts_steps, grad_sq_range, clip_factor,
+    cymlp_adam_path_f, cymlp_adam_path_d,
     CYMLP_PATH_AUTO, CYMLP_PATH_DIVIDER, CYMLP_PATH_FMA, CYMLP_PATH_HYBRID, CYMLP_PATH_FMA_AVX2,
     CYMLP_PATH_HYBRID_AVX2,
 )

@@ -18,7 +18,7 @@ from .activations cimport UnaryLoop, resolve_loop, bias_activate, multiply_deriv
 from .losses cimport loss_and_delta
 from .reductions cimport column_sums, all_finite
 from .optimizers cimport (
-    adam_step, sgd_step, cymlp_adam_quotients_f, cymlp_adam_quotients_d,
+    adam_step, adamw_step, sgd_step, grad_sq_range, clip_factor, cymlp_adam_quotients_f, cymlp_adam_quotients_d,
     cymlp_fma_quotient_supported, cymlp_avx2_quotient_supported, cymlp_avx2_picks_ps,
     cymlp_avx2_picks_pd,
 )
@@ -197,37 +197,63 @@ def _kernel_adam_pick_avx2(const floating[::1] a, const floating[::1] v,
     return out
 
 
-def _kernel_optimizer_step(str kind, floating[::1] params, const floating[::1] grad_raw,
+def _kernel_optimizer_step(str kind, floating[::1] params, floating[::1] grad_raw,
                            floating[::1] state1, floating[::1] state2, double alpha,
                            double sw_sum, double lr, double momentum=0.9,
                            bint nesterov=True, double beta_1=0.9, double beta_2=0.999,
                            double epsilon=1e-8, bint return_sum_squares=False,
-                           str path="auto"):
+                           str path="auto", double weight_decay=0.0,
+                           double learning_rate_init=0.0, double grad_scale=1.0):
     """One optimizer step over a whole buffer (state2 is adam's second moment).
 
-    For adam, ``lr`` is the bias-corrected rate of this step, and ``path``
-    the way its quotient is computed (see ``_kernel_adam_quotient``). With
-    ``return_sum_squares``, returns the sum of the squares of the new
-    parameters that the step computes on the way (else None).
+    For adam and adamw, ``lr`` is the bias-corrected rate of this step, and
+    ``path`` the way its quotient is computed (see ``_kernel_adam_quotient``);
+    adamw decays the weights by ``1 - learning_rate_init * weight_decay``
+    first (and then adds the L2 term into ``grad_raw``). ``grad_scale`` is
+    the clipping factor (1: none). With ``return_sum_squares``, returns the
+    sum of the squares of the new parameters that the step computes on the
+    way (else None).
     """
     cdef double sq = 0.0
     cdef double* sq_out = &sq if return_sum_squares else NULL
     cdef int code = _adam_path_code(path)
     _check_same_shape(np.asarray(params), np.asarray(grad_raw), np.asarray(state1),
                       None if state2 is None else np.asarray(state2))
-    if kind == "adam" and state2 is None:
+    if kind in ("adam", "adamw") and state2 is None:
         raise ValueError("adam needs state2")
     if kind not in STOCHASTIC_SOLVERS:
         raise ValueError("unknown optimizer %r" % kind)
     if params.shape[0] > 0 and kind == "adam":
         with nogil:
             adam_step(&params[0], &grad_raw[0], &state1[0], &state2[0], params.shape[0],
-                      alpha, sw_sum, lr, beta_1, beta_2, epsilon, sq_out, code)
+                      alpha, sw_sum, lr, beta_1, beta_2, epsilon, sq_out, code, grad_scale)
+    elif params.shape[0] > 0 and kind == "adamw":
+        with nogil:
+            adamw_step(&params[0], &grad_raw[0], &state1[0], &state2[0], params.shape[0],
+                       alpha, sw_sum, learning_rate_init, weight_decay, lr, beta_1, beta_2,
+                       epsilon, sq_out, code, grad_scale)
     elif params.shape[0] > 0:
         with nogil:
             sgd_step(&params[0], &grad_raw[0], &state1[0], params.shape[0],
-                     alpha, sw_sum, lr, momentum, nesterov, sq_out)
+                     alpha, sw_sum, lr, momentum, nesterov, sq_out, grad_scale)
     return sq if return_sum_squares else None
+
+
+def _kernel_clip_factor(const floating[::1] params, const floating[::1] grad_raw,
+                        Py_ssize_t n_coefs, double alpha, double sw_sum, double max_norm):
+    """Clipping by the global norm over a whole buffer (its first ``n_coefs``
+    values coefficients, with the L2 term): ``(sum_squares, factor)``, the
+    gradient's squared norm as the engine sums it in one chunk and torch's
+    clip_grad_norm_ factor."""
+    cdef double sq = 0.0
+    _check_same_shape(np.asarray(params), np.asarray(grad_raw))
+    if not 0 <= n_coefs <= params.shape[0]:
+        raise ValueError("n_coefs outside [0, %d]" % params.shape[0])
+    if params.shape[0] > 0:
+        with nogil:
+            sq = grad_sq_range(&params[0], &grad_raw[0], 0, params.shape[0], n_coefs, alpha,
+                               sw_sum)
+    return sq, clip_factor(max_norm, sq)
 
 
 def _kernel_all_finite(const floating[::1] x):

@@ -197,7 +197,7 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
     # arithmetic free (about 0.03 ns per float64 parameter cheaper than a
     # second pass through BLAS dot here); SGD's step is bound by memory, and
     # the extra arithmetic cost more than the dot's pass (benchmarks/README).
-    fold_sq = opt.alpha != 0 and opt.kind == ADAM
+    fold_sq = opt.alpha != 0 and counts_steps(opt.kind)
     if fold_sq and me.leader:
         coef_sq = sum_squares(net, params)  # the first minibatch's
 
@@ -251,7 +251,7 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
 
         # One pass over the packed buffer: coefficients (with the L2 term), then
         # intercepts; with fold_sq it returns the next minibatch's penalty.
-        if opt.kind == ADAM:
+        if counts_steps(opt.kind):
             steps += 1
         lr_t = step_rate(opt, steps)
         coef_sq = par_optimizer_step(me, opt, params, grad, net.n_params, net.n_coefs,

@@ -277,21 +277,54 @@ cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
 
 
 
-cdef double par_optimizer_step(const Member* me, const Optimizer* opt, floating* w,
-                               const floating* g, Py_ssize_t n_params, Py_ssize_t n_coefs,
-                               double sw_sum, double lr_t, bint want_sq) noexcept nogil:
-    """One optimizer step over the packed buffer, in fixed chunks. With
-    want_sq, returns the new coefficients' sum of squares (the L2 penalty of
-    the next minibatch), the chunks' sums added in chunk order (by every
-    thread: each returns the same total)."""
+# The gradient norm's partial sums sit after the step's in the team's
+# scratch: a thread still adding them up never meets a step's partial sum.
+if 2 * MAX_CHUNKS > CYMLP_TEAM_SCRATCH:
+    raise ImportError("cymlp: 2 * MAX_CHUNKS exceeds the team's scratch (csrc/team.h)")
+
+
+cdef double par_clip_factor(const Member* me, const Optimizer* opt, const floating* w,
+                            const floating* g, Py_ssize_t n_params, Py_ssize_t n_coefs,
+                            double sw_sum) noexcept nogil:
+    """Clipping by the global norm: the factor of torch's clip_grad_norm_
+    (see optimizers.clip_factor) for the gradient the step sees, its squared
+    norm summed over the step's chunks, each in its own fixed order, the
+    chunks' sums added in chunk order (by every thread: each returns the
+    same factor, on any number of threads)."""
     cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1)
-    cdef double* partial = me.team.scratch
+    cdef double* partial = me.team.scratch + MAX_CHUNKS
     cdef double total = 0.0
     cdef Py_ssize_t ch = claim(me)
     while ch < nch:
+        partial[ch] = grad_sq_range(w, g, chunk_at(n_params, nch, ch),
+                                    chunk_at(n_params, nch, ch + 1), n_coefs, opt.alpha,
+                                    sw_sum)
+        ch = claim(me)
+    sync(me)
+    for ch in range(nch):
+        total += partial[ch]
+    return clip_factor(opt.max_grad_norm, total)
+
+
+cdef double par_optimizer_step(const Member* me, const Optimizer* opt, floating* w,
+                               floating* g, Py_ssize_t n_params, Py_ssize_t n_coefs,
+                               double sw_sum, double lr_t, bint want_sq) noexcept nogil:
+    """One optimizer step over the packed buffer, in fixed chunks (after the
+    gradient norm's pass when the optimizer clips). With want_sq, returns the
+    new coefficients' sum of squares (the L2 penalty of the next minibatch),
+    the chunks' sums added in chunk order (by every thread: each returns the
+    same total)."""
+    cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1)
+    cdef double* partial = me.team.scratch
+    cdef double total = 0.0, grad_scale = 1.0
+    cdef Py_ssize_t ch
+    if opt.max_grad_norm > 0:
+        grad_scale = par_clip_factor(me, opt, w, g, n_params, n_coefs, sw_sum)
+    ch = claim(me)
+    while ch < nch:
         partial[ch] = step_range(opt, w, g, chunk_at(n_params, nch, ch),
                                  chunk_at(n_params, nch, ch + 1), n_coefs, sw_sum, lr_t,
-                                 want_sq)
+                                 want_sq, grad_scale)
         ch = claim(me)
     sync(me)
     for ch in range(nch):

@@ -19,12 +19,15 @@ cdef class Trainer:
     dropout : array of shape (n_layers + 1,), default=None
         Dropout rate of every layer, in [0, 1) (only hidden layers' count).
     optimizer : dict, default=None
-        For :meth:`run_epoch`: ``kind`` ('sgd' or 'adam'),
+        For :meth:`run_epoch`: ``kind`` ('sgd', 'adam' or 'adamw'),
         ``learning_rate_init``, ``momentum``, ``nesterovs_momentum``,
         ``beta_1``, ``beta_2``, ``epsilon``, ``t`` (adam steps taken) and the
         moments ``state1`` (sgd velocity / adam first moment) and ``state2``
         (adam second moment; None for sgd): writeable arrays shaped like the
-        parameters, updated in place. The settings are read here, once, as
+        parameters, updated in place; optionally ``weight_decay`` (adamw's
+        decoupled decay, default 0) and ``max_grad_norm`` (clip each
+        minibatch gradient's global norm to it; None, the default: no
+        clipping). The settings are read here, once, as
         scikit-learn's optimizers read theirs when they are made.
     float32_weights : bool, default=False
         Only with dtype float64: compute as numpy does for float32 X and
@@ -108,6 +111,13 @@ cdef class Trainer:
         self.opt.beta_1 = float(o["beta_1"])
         self.opt.beta_2 = float(o["beta_2"])
         self.opt.epsilon = float(o["epsilon"])
+        self.opt.weight_decay = float(o.get("weight_decay", 0.0))
+        if not self.opt.weight_decay >= 0:
+            raise ValueError("weight_decay must be >= 0, got %r" % self.opt.weight_decay)
+        max_grad_norm = o.get("max_grad_norm")
+        self.opt.max_grad_norm = 0.0 if max_grad_norm is None else float(max_grad_norm)
+        if max_grad_norm is not None and not self.opt.max_grad_norm > 0:
+            raise ValueError("max_grad_norm must be > 0 or None, got %r" % max_grad_norm)
         self.opt.t = int(o["t"])
         self.opt.alpha = 0.0
         self.opt.params32 = NULL

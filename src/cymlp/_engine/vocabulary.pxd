@@ -30,6 +30,7 @@ cdef extern from "vocabulary.h" nogil:
         SGD "CYMLP_SGD"
         ADAM "CYMLP_ADAM"
         LBFGS "CYMLP_LBFGS"
+        ADAMW "CYMLP_ADAMW"
     # traits
     enum:
         CYMLP_HIDDEN

@@ -76,7 +76,8 @@ enum {
 #define CYMLP_OPTIMIZER_ROWS(X)                                                      \
     X(SGD, 0, "sgd", CYMLP_STOCHASTIC | CYMLP_SOLVER_SKLEARN)                        \
     X(ADAM, 1, "adam", CYMLP_STOCHASTIC | CYMLP_SECOND_MOMENT | CYMLP_SOLVER_SKLEARN) \
-    X(LBFGS, 2, "lbfgs", CYMLP_FULL_BATCH | CYMLP_SOLVER_SKLEARN)
+    X(LBFGS, 2, "lbfgs", CYMLP_FULL_BATCH | CYMLP_SOLVER_SKLEARN)                   \
+    X(ADAMW, 3, "adamw", CYMLP_STOCHASTIC | CYMLP_SECOND_MOMENT)
 
 /* The codes, as C enumerators: CYMLP_RELU, CYMLP_HUBER, CYMLP_ADAM, ... */
 #define CYMLP_CODE_OF_ACTIVATION(NAME, code, name, traits) CYMLP_##NAME = code,
