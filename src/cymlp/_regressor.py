@@ -168,7 +168,7 @@ default='squared_error'
         Decoupled weight decay of solver='adamw' (torch.optim.AdamW; :ref:`extras_adamw`).
 
     max_grad_norm : float or None, default=None
-        Clip each minibatch gradient to this global norm (torch's clip_grad_norm_;
+        Clip each minibatch gradient to this global norm (torch's ``clip_grad_norm_``;
         :ref:`extras_clipping`); None: no clipping; lbfgs raises a ValueError.
 
     callbacks : callable or list of callables, default=None
