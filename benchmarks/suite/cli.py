@@ -5,7 +5,7 @@ import time
 
 from common import blas_threads, load_average, threadpool_limits
 
-from .libs import torch
+from .libs import HAVE_JAX, Others, torch
 from .report import list_workloads, print_header, print_results, write_json
 from .runners import RUNNERS
 from .specs import (
@@ -41,6 +41,8 @@ def main(argv=None):
                              "(threadpoolctl, cymlp's engine included) and torch")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch loop even when torch is installed")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip the JAX loop even when jax is installed")
     parser.add_argument("--no-compile", action="store_true",
                         help="time the PyTorch training loop eager only, without its "
                              "torch.compile variant (which compiles for tens of seconds "
@@ -79,8 +81,10 @@ def main(argv=None):
     threads = blas_threads("scipy")
     if use_torch:
         torch.set_num_threads(args.blas_threads or threads or 1)
+    others = Others(torch=use_torch, jax=HAVE_JAX and not args.no_jax,
+                    threads=args.blas_threads or threads or 1)
 
-    print_header(args, threads)
+    print_header(args, threads, others)
     data = Data(args.quick)
     rows, mem_rows = [], []
     total = time.perf_counter()
@@ -88,7 +92,7 @@ def main(argv=None):
         spec = SPEC_BY_NAME[name]
         repeats = args.repeats or default_repeats(spec, args.quick)
         t0 = time.perf_counter()
-        out = RUNNERS[spec.kind](spec, data, args.quick, repeats, use_torch)
+        out = RUNNERS[spec.kind](spec, data, args.quick, repeats, others)
         for r in out:
             (mem_rows if isinstance(r, tuple) else rows).append(r)
         desc = spec.desc.format(mnist=data.n_mnist, wide=data.n_wide)

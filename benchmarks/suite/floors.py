@@ -1,8 +1,12 @@
-"""The floors: one epoch's matrix products alone, and its optimizer steps alone.
+"""The floors: one epoch's matrix products alone, its optimizer steps alone,
+and its FLOP limit.
 
-Both time only the work that any implementation reproducing scikit-learn's
-weights must do, so "sklearn / (GEMM floor + steps)" bounds the speedup such
-an implementation can reach on this BLAS.
+The first two time only the work that any implementation reproducing
+scikit-learn's weights must do, so "sklearn / (GEMM floor + steps)" bounds the
+speedup such an implementation can reach on this BLAS. The FLOP limit
+(``epoch_flops`` / ``GemmRate``) is the epoch's multiply-adds at the rate of
+one large product: what the products would cost if every one of them ran as
+fast as BLAS runs on large square matrices.
 """
 
 import time
@@ -43,6 +47,87 @@ def count_params(units):
     int
     """
     return sum(int(np.prod(shape)) for shape in layer_shapes(units))
+
+
+def epoch_flops(units, n_rows):
+    """The floating-point operations of one training epoch's dense products.
+
+    Per row of X, for a network of layer widths u[0..L] (L weight layers)::
+
+        forward          sum_{i=0}^{L-1} u[i] u[i+1]   multiply-adds  (A[i+1] = A[i] W[i])
+        weight gradients sum_{i=0}^{L-1} u[i] u[i+1]                  (G[i] = A[i]^T D[i])
+        input deltas     sum_{i=1}^{L-1} u[i] u[i+1]                  (D[i-1] = D[i] W[i]^T;
+                                                                       none for the input layer)
+        flops = 2 * n_rows * (2 * sum_{i=0}^{L-1} u[i] u[i+1] + sum_{i=1}^{L-1} u[i] u[i+1])
+
+    at 2 flops per multiply-add. The batch size does not enter: the batches
+    of an epoch hold n_rows rows in all. (The bias additions, activations,
+    loss and optimizer step are not counted: they are O(parameters) or
+    O(rows x units), not products.)
+
+    Parameters
+    ----------
+    units : sequence of int
+        The layer widths, input to output: ``[n_features, *hidden, n_out]``.
+    n_rows : int
+        The rows of X one epoch visits.
+
+    Returns
+    -------
+    float
+    """
+    products = [a * b for a, b in zip(units[:-1], units[1:])]
+    return 2.0 * n_rows * (2 * sum(products) + sum(products[1:]))
+
+
+class GemmRate:
+    """The rate of one large square product C = A @ B (size x size), in flop/s.
+
+    ``via="engine"``: through cymlp's private OpenBLAS, the BLAS the engine
+    computes in, made as the engine makes products on ``threads`` threads (C
+    cut along its columns, one single-threaded BLAS call per thread: the test
+    hook ``cymlp._engine._testing._gemm_seconds``, timed in C).
+    ``via="scipy"``: through scipy's f2py ``[sd]gemm`` (numpy and scipy's
+    OpenBLAS, at its own thread count as set), row-major as ``GemmFloor``
+    calls it; one call's Python overhead (about a microsecond) is not
+    subtracted: it is 1e-5 of the product.
+    """
+
+    def __init__(self, dtype, via="engine", threads=1, size=2000, seed=0):
+        rng = np.random.default_rng(seed)
+        self.a, self.b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+        self.c = np.empty((size, size), dtype)
+        self.flops = 2.0 * size ** 3
+        self.via, self.threads = via, threads
+        if via == "engine":
+            from cymlp._engine import _testing
+
+            self._seconds = lambda: _testing._gemm_seconds(self.a, self.b, self.c, threads)
+        else:
+            gemm = scipy_blas.sgemm if np.dtype(dtype) == np.float32 else scipy_blas.dgemm
+
+            def seconds():
+                start = time.perf_counter()
+                gemm(1.0, self.b.T, self.a.T, 0.0, self.c.T, 0, 0, 1)  # C^T = B^T A^T
+                return time.perf_counter() - start
+            self._seconds = seconds
+        self._seconds()  # warm-up (first touch, BLAS buffers)
+
+    def rate(self):
+        """flop/s of one product, measured now."""
+        return self.flops / self._seconds()
+
+
+def engine_threads():
+    """How many threads cymlp's engine would use for a call made now (the
+    budget of ``cymlp._engine._EngineCall``: OpenMP's and the user's BLAS
+    limits), or None without cymlp."""
+    try:
+        from cymlp._engine import _EngineCall
+    except ImportError:
+        return None
+    with _EngineCall() as call:
+        return call.threads
 
 
 class _NetTiming:

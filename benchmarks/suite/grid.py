@@ -43,7 +43,7 @@ class NoTrainingClassifier(ClassifierMixin, BaseEstimator):
         return np.full(X.shape[0], self.classes_[0])
 
 
-def run_grid(spec, data, quick, repeats, use_torch):
+def run_grid(spec, data, quick, repeats, others):
     X, y = data.get("digits")
     epochs = 5 if quick else 20
     grid = {"hidden_layer_sizes": [(50,), (100,)], "batch_size": [32, 200]}

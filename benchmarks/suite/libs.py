@@ -1,8 +1,11 @@
-"""The libraries compared: cymlp, scikit-learn and, when installed, PyTorch.
+"""The libraries compared: cymlp, scikit-learn and, when installed, PyTorch and JAX.
 
 If cymlp cannot be imported the suite still runs, timing scikit-learn against
 itself (the header says so, and every ratio should then be close to 1).
 """
+
+import importlib.util
+from dataclasses import dataclass
 
 from sklearn.neural_network import MLPClassifier as SkMLP
 
@@ -21,4 +24,24 @@ try:
 except ImportError:
     torch = None
 
-__all__ = ["CYMLP_ERROR", "CyMLP", "SkMLP", "cymlp", "torch"]
+# JAX runs only in worker processes (suite/worker.py): found, not imported here
+HAVE_JAX = importlib.util.find_spec("jax") is not None
+
+
+@dataclass(frozen=True)
+class Others:
+    """The libraries timed beside cymlp and scikit-learn, as a runner gets them.
+
+    ``torch``: the variants of the PyTorch loop to time: ``()`` (no torch
+    column), ``("eager",)`` or ``("eager", "compiled")`` (training rows only;
+    the other rows time torch eager whenever it is not empty). ``jax``:
+    whether the training rows time the JAX loop. ``threads``: the threads of
+    those loops (torch.set_num_threads; XLA on one thread or its default).
+    """
+
+    torch: tuple = ()
+    jax: bool = False
+    threads: int = 1
+
+
+__all__ = ["CYMLP_ERROR", "CyMLP", "HAVE_JAX", "Others", "SkMLP", "cymlp", "torch"]

@@ -79,7 +79,7 @@ def traced_peak(fn):
         tracemalloc.stop()
 
 
-def run_memory(spec, data, quick, repeats, use_torch):
+def run_memory(spec, data, quick, repeats, others):
     X, y = data.get("mnist-f32")
     params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=200)
     w = min(len(X), 1000)
@@ -87,7 +87,7 @@ def run_memory(spec, data, quick, repeats, use_torch):
     for _, cls in libs:  # warm-up on a slice
         fit_model(cls, X[:w], y[:w], params, 1)
     fits = {lib: (lambda cls=cls: fit_model(cls, X, y, params, 1)) for lib, cls in libs}
-    if use_torch:
+    if others.torch:
         torch_fit(X[:w], y[:w], params, 1)
         fits["torch"] = lambda: torch_fit(X, y, params, 1)
     # Control: Fortran-ordered X makes cymlp copy X once (it trains on C rows):

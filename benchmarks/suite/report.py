@@ -72,15 +72,18 @@ def print_step_table(rows):
 def print_results(rows, mem_rows, quick=False):
     step_rows = [r for r in rows if r.unit == "ns/param"]
     rows = [r for r in rows if r.unit != "ns/param"]
-    header = ["workload", "unit", "sklearn", "cymlp", "torch", "GEMM floor",
-              "speedup", "(med)", "target", "ok",
-              "cy/floor", "(med)", "target", "ok", "sk/floor", "torch/cy", "ok"]
+    header = ["workload", "unit", "sklearn", "cymlp", "torch", "jax", "GEMM floor",
+              "FLOP limit", "speedup", "(med)", "target", "ok",
+              "cy/floor", "(med)", "target", "ok", "cy/limit", "(med)", "target", "ok",
+              "sk/floor", "torch/cy", "ok", "jax/cy"]
     body = []
     misses = []
     for r in rows:
         ratio, floor_x, torch_x = r.ratio(), r.floor_multiple(), r.torch_ratio()
+        limit_x, jax_x = r.limit_multiple(), r.jax_ratio()
         sk_ok = verdict(ratio, r.sk_target)
         fl_ok = verdict(floor_x, r.spec.floor_target, at_least=False)
+        li_ok = verdict(limit_x, r.spec.limit_target, at_least=False)
         to_ok = verdict(torch_x, r.spec.torch_target)
         base = "" if r.baseline == "sklearn" else " (b)"
         body.append([
@@ -88,14 +91,20 @@ def print_results(rows, mem_rows, quick=False):
             fmt_time(r.best("sklearn"), r.unit), fmt_time(r.best("cymlp"), r.unit),
             fmt_time(r.best("torch"), r.unit) + (" (c)" if r.torch_variant == "compiled"
                                                   else ""),
+            fmt_time(r.best("jax"), r.unit),
             fmt_time(min(r.floor), r.unit) if r.floor else "-",
+            fmt_time(min(r.limit), r.unit) if r.limit else "-",
             f"{ratio:.2f}x{base}", f"{r.ratio_med():.2f}x",
             f">={r.sk_target:g}x" if r.sk_target else "-", sk_ok,
             f"{floor_x:.2f}x" if floor_x else "-",
             f"{r.floor_multiple_med():.2f}x" if floor_x else "-",
             f"<={r.spec.floor_target:g}x" if r.spec.floor_target else "-", fl_ok,
+            f"{limit_x:.2f}x" if limit_x else "-",
+            f"{r.limit_multiple_med():.2f}x" if limit_x else "-",
+            f"<={r.spec.limit_target:g}x" if r.spec.limit_target else "-", li_ok,
             f"{r.best('sklearn') / min(r.floor):.2f}x" if r.floor else "-",
             f"{torch_x:.2f}x" if torch_x else "-", to_ok,
+            f"{jax_x:.2f}x" if jax_x else "-",
         ])
         if sk_ok == "MISS":
             bound = r.exact_bound() if r.baseline == "sklearn" else None
@@ -111,6 +120,9 @@ def print_results(rows, mem_rows, quick=False):
         if fl_ok == "MISS":
             misses.append(f"{r.name}: {floor_x:.2f}x the GEMM floor, target "
                           f"<={r.spec.floor_target:g}x")
+        if li_ok == "MISS":
+            misses.append(f"{r.name}: {limit_x:.2f}x the FLOP limit, target "
+                          f"<={r.spec.limit_target:g}x")
         if to_ok == "MISS":
             misses.append(f"{r.name}: torch/cymlp {torch_x:.2f}x: PyTorch is faster")
     if body:
@@ -121,10 +133,16 @@ def print_results(rows, mem_rows, quick=False):
               "((b): baseline is cymlp n_jobs=1, see note);")
         print("(med) = median of the per-repeat ratios. cy/floor = cymlp / GEMM floor "
               "(scipy's BLAS, wrapper overhead subtracted).")
+        print("FLOP limit = the epoch's flops (2 per multiply-add of its forward, weight-"
+              "gradient and hidden-delta products) at the rate")
+        print("of one 2000x2000 product through cymlp's own OpenBLAS on the engine's "
+              "threads, measured interleaved; cy/limit = cymlp / FLOP limit.")
         print("sk/floor = sklearn / GEMM floor: the largest speedup over sklearn that an "
               "implementation doing these GEMMs on this BLAS can reach.")
         print("torch/cy = PyTorch loop / cymlp (above 1: cymlp is faster); torch (c): "
               "its torch.compile'd loop was faster than eager (see the notes).")
+        print("jax/cy = JAX whole-epoch jit loop / cymlp. torch and jax (training rows) run "
+              "in worker processes of their own.")
         print_notes(rows, 13)
 
     if step_rows:
@@ -166,7 +184,27 @@ def print_results(rows, mem_rows, quick=False):
         print("Every target of the workloads run was met.")
 
 
-def print_header(args, threads):
+def jax_header_lines(others):
+    """The JAX loop's version and its check against scikit-learn, run once, in
+    a worker process (``jax_ref.check_one_epoch``)."""
+    from .worker import Worker, WorkerError
+
+    try:
+        with Worker("jax", others.threads) as w:
+            info, worst = w.info, w.call("check")
+    except WorkerError as exc:
+        return [f"jax: the worker failed ({exc}); the jax column will be empty"]
+    ok = worst < 1e-10
+    return [f"jax {info['version']} ({info['backend']}) in worker processes, "
+            + ("XLA on one thread" if others.threads == 1 else "XLA's default threads")
+            + "; training rows only",
+            f"jax loop checked: one epoch vs scikit-learn's MLPClassifier from the same "
+            f"weights and batches (float64, adam and sgd): max relative difference "
+            f"{worst:.1e} " + ("(ok, < 1e-10)" if ok else
+                               "WARNING: above 1e-10, the jax loop is not sklearn's")]
+
+
+def print_header(args, threads, others):
     print("cymlp benchmark suite (benchmarks/run.py)" + (" --quick" if args.quick else ""))
     print(versions_line(cymlp) + (f"  torch {torch.__version__}" if torch else
                                   "  torch not installed (no PyTorch column)"))
@@ -184,7 +222,13 @@ def print_header(args, threads):
               f"BLAS; torch's own BLAS: "
               f"{'MKL' if torch.backends.mkl.is_available() else 'not MKL'}; training "
               + ("eager only (--no-compile)" if args.no_compile else
-                 "eager and torch.compile'd, the faster one shown"))
+                 "eager and torch.compile'd, the faster one shown")
+              + "; training rows in worker processes")
+    if others.jax:
+        for line in jax_header_lines(others):
+            print(line)
+    elif not args.no_jax:
+        print("jax not installed (no JAX column)")
     for line in blas_report():
         print("  " + line)
     if load and load[0] > 0.5 and (threads or 1) > 1:
@@ -205,6 +249,8 @@ def list_workloads(quick):
                            "cymlp n_jobs=1")
         if s.floor_target:
             targets.append(f"<={s.floor_target:g}x GEMM floor")
+        if s.limit_target:
+            targets.append(f"<={s.limit_target:g}x FLOP limit")
         if s.torch_target:
             targets.append("faster than torch")
         if s.kind == "memory":
@@ -236,6 +282,10 @@ def write_json(path, rows, threads):
                 "cymlp_over_floor": num(r.floor_multiple()),
                 "exact_bound": num(r.exact_bound()),
                 "floor_target": num(r.spec.floor_target),
+                "flop_limit_seconds": num(min(r.limit)) if r.limit else None,
+                "cymlp_over_limit": num(r.limit_multiple()),
+                "cymlp_over_limit_median": num(r.limit_multiple_med()),
+                "limit_target": num(r.spec.limit_target),
                 "torch_variant": r.torch_variant,
             }
             for r in rows

@@ -15,6 +15,7 @@ class Row:
     baseline: str = "sklearn"  # ratio = times[baseline] / times["cymlp"]
     floor: list = None        # seconds per repeat, training rows only
     exact_floor: list = None  # GEMM floor + optimizer steps, seconds per repeat
+    limit: list = None        # FLOP limit (epoch flops / large-GEMM rate), per repeat
     sk_target: float = None
     notes: list = field(default_factory=list)
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
@@ -31,13 +32,33 @@ class Row:
         b, c = self.times[self.baseline], self.times["cymlp"]
         return statistics.median(x / y for x, y in zip(b, c))
 
+    def _cymlp_over(self, base):
+        """cymlp / ``base`` (seconds per repeat): of the minima, and the median
+        of the per-repeat ratios; (None, None) without ``base``."""
+        if not base:
+            return None, None
+        per_repeat = (c / b for c, b in zip(self.times["cymlp"], base))
+        return self.best("cymlp") / min(base), statistics.median(per_repeat)
+
     def floor_multiple(self):
-        return self.best("cymlp") / min(self.floor) if self.floor else None
+        return self._cymlp_over(self.floor)[0]
 
     def floor_multiple_med(self):
-        if not self.floor:
-            return None
-        return statistics.median(c / f for c, f in zip(self.times["cymlp"], self.floor))
+        return self._cymlp_over(self.floor)[1]
+
+    def limit_multiple(self):
+        """cymlp / FLOP limit (training rows)."""
+        return self._cymlp_over(self.limit)[0]
+
+    def limit_multiple_med(self):
+        return self._cymlp_over(self.limit)[1]
+
+    def _other_ratio(self, lib):
+        return self.best(lib) / self.best("cymlp") if self.times.get(lib) else None
+
+    def jax_ratio(self):
+        """JAX loop / cymlp (above 1: cymlp is faster)."""
+        return self._other_ratio("jax")
 
     def exact_bound(self):
         """sklearn / (GEMM floor + optimizer steps): the largest speedup an
@@ -47,4 +68,4 @@ class Row:
         return self.best("sklearn") / min(self.exact_floor)
 
     def torch_ratio(self):
-        return self.best("torch") / self.best("cymlp") if self.times.get("torch") else None
+        return self._other_ratio("torch")

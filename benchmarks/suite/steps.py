@@ -121,7 +121,7 @@ def torch_steps(floor, shapes):
     return run
 
 
-def run_step(spec, data, quick, repeats, use_torch):
+def run_step(spec, data, quick, repeats, others):
     """Time one optimizer step alone per parameter: a row per network of ``NETWORKS``.
 
     Parameters
@@ -134,8 +134,8 @@ def run_step(spec, data, quick, repeats, use_torch):
         Fewer steps per timed run (``PARAM_STEPS``).
     repeats : int
         Interleaved repeats per library.
-    use_torch : tuple of str
-        Empty: no torch column.
+    others : libs.Others
+        The other libraries: no torch column when ``others.torch`` is empty.
 
     Returns
     -------
@@ -153,7 +153,7 @@ def run_step(spec, data, quick, repeats, use_torch):
         n_steps = max(10, PARAM_STEPS[quick] // n_params)
         floor = StepFloor(n_params, dtype, solver, n_steps)
         runs = {"sklearn": sklearn_steps(floor, shapes), "cymlp": floor.epoch}
-        if use_torch:
+        if others.torch:
             runs["torch"] = torch_steps(floor, shapes)
         for path in quotient_paths(solver):
             runs[path] = StepFloor(n_params, dtype, solver, n_steps, path=path).epoch

@@ -9,14 +9,20 @@ benchmarks/README.md, "The PyTorch loop"):
   (TorchInductor's CPU backend, which generates and compiles C++ with the
   system's compiler), so that the backward pass is compiled too. Compiling
   happens in the warm-up fit, once per batch shape, and is not timed.
+
+The training rows run the loop in a worker process (``TorchLoop``, through
+``suite/worker.py``), so that PyTorch's threads are not in the suite's
+process; the prediction, memory and step rows call it in the suite's process.
 """
 
 import time
 
 import numpy as np
 
-from .libs import torch
-from .report import fmt_time
+try:  # not through .libs: the worker process imports neither cymlp nor sklearn
+    import torch
+except ImportError:
+    torch = None
 
 
 def _forward_loss(model, loss_fn, xb, yb):
@@ -167,6 +173,8 @@ def keep_faster_torch(times, compile_error=None):
     note : str or None
         A line for the row's notes: both times, or why there is no compiled one.
     """
+    from .report import fmt_time
+
     if "torch" not in times:
         return None, None
     if compile_error is not None:
@@ -180,6 +188,34 @@ def keep_faster_torch(times, compile_error=None):
     return variant, (f"torch: eager {fmt_time(min(eager), 's/epoch')}, torch.compile "
                      f"{fmt_time(min(compiled), 's/epoch')} (compiling not timed: done "
                      f"in the warm-up); the torch column is {variant}")
+
+
+class TorchLoop:
+    """The worker's side of the training rows (``suite/worker.py``): the loop
+    on ``threads`` threads (``torch.set_num_threads``)."""
+
+    def __init__(self, threads):
+        torch.set_num_threads(threads)
+
+    def info(self):
+        return {"version": torch.__version__, "threads": torch.get_num_threads(),
+                "mkl": torch.backends.mkl.is_available()}
+
+    def load(self, X, y):
+        self.X, self.y = X, y
+
+    def warm(self, params, variants):
+        """A short eager fit (first-call costs), then, with "compiled" in
+        ``variants``, the compiled loop's untimed epoch on all of X; returns
+        ``warm_compiled``'s answer (None: compiled)."""
+        w = min(len(self.X), 1000)
+        torch_fit(self.X[:w], self.y[:w], params, 1)
+        if "compiled" in variants:
+            return warm_compiled(self.X, self.y, params)
+        return None
+
+    def fit(self, params, epochs, variant="eager"):
+        return (torch_fit(self.X, self.y, params, epochs, compiled=variant == "compiled"),)
 
 
 def torch_model_from(est):

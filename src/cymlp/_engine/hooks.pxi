@@ -98,3 +98,33 @@ def _adam_step_path():
     return {"float32": _ADAM_PATH_NAMES[cymlp_adam_path_f()],
             "float64": _ADAM_PATH_NAMES[cymlp_adam_path_d()]}
 
+
+
+def _gemm_seconds(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+                  int threads):
+    """Test hook (the benchmark suite's FLOP limit): seconds of the row-major
+    product ``c = a @ b`` through the engine's private BLAS, as the engine
+    makes its products: cut along c's columns (never along the summed
+    dimension) into ``threads`` equal chunks, each one single-threaded BLAS
+    call on one thread of an OpenMP region of ``threads`` threads. Timed in C
+    around the region, so no Python is counted. The rate of a large product
+    so made is what the engine's BLAS gives on that many threads
+    (benchmarks/suite/floors.py, GemmRate)."""
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"shapes ({m}, {k}) @ ({b.shape[0]}, {n}) -> ({c.shape[0]}, {c.shape[1]})")
+    if threads < 1 or threads > n:
+        raise ValueError(f"threads {threads} not in 1..{n}")
+    cdef Py_ssize_t t, c0, c1
+    cdef double start, seconds
+    cymlp_blas_hold_one_thread()
+    with nogil:
+        start = cymlp_seconds()
+        for t in prange(threads, num_threads=threads, schedule="static"):
+            cymlp_blas_member()
+            c0 = n * t // threads
+            c1 = n * (t + 1) // threads
+            gemm(False, False, <int> m, <int> (c1 - c0), <int> k, <floating> 1,
+                 &a[0, 0], <int> k, &b[0, c0], <int> n, <floating> 0, &c[0, c0], <int> n)
+        seconds = cymlp_seconds() - start
+    return seconds

@@ -1,0 +1,79 @@
+"""The benchmark suite's FLOP limit (benchmarks/suite/floors.py): its formula
+against explicit counts, and the engine's product that times its rate."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from suite.floors import GemmFloor, GemmRate, epoch_flops  # noqa: E402
+
+
+def _counted_epoch_flops(units, n_rows, batch):
+    """Multiply-adds of an epoch of minibatch backprop, counted one by one
+    through the loops of a naive dense product (2 flops each)."""
+    macs = 0
+
+    def matmul(m, k, n):  # an (m x k) @ (k x n) product, as triple loops
+        nonlocal macs
+        for _ in range(m):
+            for _ in range(n):
+                for _ in range(k):
+                    macs += 1
+
+    L = len(units) - 1
+    for start in range(0, n_rows, batch):
+        b = min(batch, n_rows - start)
+        for i in range(L):  # forward: A[i+1] = A[i] @ W[i]
+            matmul(b, units[i], units[i + 1])
+        for i in range(L - 1, -1, -1):
+            matmul(units[i], b, units[i + 1])  # weight gradient: A[i]^T @ D[i]
+            if i > 0:  # delta to the hidden layer below: D[i] @ W[i]^T
+                matmul(b, units[i + 1], units[i])
+    return 2 * macs
+
+
+def test_flop_formula_by_hand():
+    # [3, 4, 2], 5 rows: per row forward 3*4 + 4*2 = 20, weight gradients 20,
+    # the hidden layer's delta 4*2 = 8: 48 multiply-adds, 96 flops
+    assert epoch_flops([3, 4, 2], 5) == 5 * 96
+
+
+@pytest.mark.parametrize("units", [[3, 4, 2], [6, 5, 4, 3], [7, 1], [2, 9, 9, 9, 2]])
+@pytest.mark.parametrize("n_rows, batch", [(10, 4), (9, 9), (5, 1)])
+def test_flop_formula_counts_every_product(units, n_rows, batch):
+    assert epoch_flops(units, n_rows) == _counted_epoch_flops(units, n_rows, batch)
+
+
+def test_gemm_floor_times_the_counted_products():
+    X = np.random.default_rng(0).standard_normal((23, 6))
+    units = [6, 5, 4, 3]
+    floor = GemmFloor(X, units, 8)
+    assert floor.flops == epoch_flops(units, 23) == _counted_epoch_flops(units, 23, 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_engine_product_hook(dtype, threads):
+    # the product the FLOP limit's rate is timed on: right, on any thread count
+    from cymlp._engine import _testing
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((37, 29)).astype(dtype)
+    b = rng.standard_normal((29, 41)).astype(dtype)
+    c = np.full((37, 41), np.nan, dtype)
+    seconds = _testing._gemm_seconds(a, b, c, threads)
+    assert seconds >= 0
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    with pytest.raises(ValueError):
+        _testing._gemm_seconds(a, a, c, threads)
+
+
+def test_gemm_rate_through_both_blas():
+    for via in ("engine", "scipy"):
+        rate = GemmRate(np.float64, via=via, threads=1, size=64)
+        assert rate.rate() > 0
+        np.testing.assert_allclose(rate.c, rate.a @ rate.b, rtol=1e-12, atol=1e-10)
