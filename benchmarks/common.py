@@ -94,8 +94,23 @@ def blas_threads(owner="scipy"):
     if threadpool_info is None:
         return None
     for lib in threadpool_info():
-        if lib.get("user_api") == "blas" and owner in lib.get("filepath", ""):
+        if lib.get("user_api") == "blas" and _owner(lib.get("filepath", "")) == owner:
             return lib.get("num_threads")
+    return None
+
+
+def _owner(path):
+    """Which package loaded a library of threadpoolctl's list, by its path:
+    "cymlp" for the engine's private OpenBLAS (the scipy-openblas32 package,
+    whose path also holds "scipy"), "numpy", "scipy", "torch", "sklearn", or None."""
+    parts = path.replace("\\", "/").split("/")
+    if "scipy_openblas32" in parts:
+        return "cymlp"
+    for owner, dirs in (("numpy", ("numpy", "numpy.libs")), ("scipy", ("scipy", "scipy.libs")),
+                        ("torch", ("torch", "torch.libs")),
+                        ("sklearn", ("sklearn", "scikit_learn.libs"))):
+        if any(d in parts for d in dirs):
+            return owner
     return None
 
 
@@ -107,18 +122,15 @@ def blas_report():
     lines = []
     for lib in threadpool_info():
         path = lib.get("filepath", "")
-        owner = ("numpy" if "numpy" in path else
-                 "scipy" if "scipy" in path else
-                 "torch" if "torch" in path else
-                 "sklearn" if "scikit_learn" in path else lib.get("user_api", "?"))
+        owner = _owner(path) or lib.get("user_api", "?")
         lines.append(
             f"{owner:>7}: {lib.get('internal_api')} {lib.get('version') or ''} "
             f"({lib.get('user_api')}, {lib.get('num_threads')} threads, "
             f"{lib.get('threading_layer', '-')}, {lib.get('architecture', '-')}) "
             f"{os.path.basename(path)}"
         )
-    lines.append("(sklearn's GEMMs go through numpy's BLAS; cymlp's through "
-                 "scipy's, via scipy.linalg.cython_blas)")
+    lines.append("(sklearn's GEMMs go through numpy's BLAS; cymlp's through its own "
+                 "OpenBLAS, scipy-openblas32, held at one thread per engine thread)")
     return lines
 
 

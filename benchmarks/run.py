@@ -1,10 +1,12 @@
 """The benchmark suite: every workload of the performance issue, side by side.
 
-For each workload this script times, in this one process and interleaved,
-``cymlp``, scikit-learn's MLP with the same parameters and -- when ``torch``
-is installed -- a plain PyTorch CPU training loop of the same network (same
-layers, batch size and optimizer, an epoch of shuffled minibatches). It prints
-one table of times and ratios, with each ratio's target and whether it is met.
+For each workload this script times, interleaved, ``cymlp``, scikit-learn's
+MLP with the same parameters and -- when installed -- a plain PyTorch CPU
+training loop and a whole-epoch ``jax.jit`` loop of the same network (same
+layers, batch size and optimizer, an epoch of shuffled minibatches; for the
+training rows each in a worker process of its own). Training rows also get
+their GEMM floor and FLOP limit. It prints one table of times and ratios,
+with each ratio's target and whether it is met.
 
     python benchmarks/run.py --blas-threads 1   # full run: 3-6 minutes on 2 busy cores
     python benchmarks/run.py                    # BLAS threads as set (see README: noisy)

@@ -1,10 +1,13 @@
 """The benchmark suite behind ``benchmarks/run.py``, one module per concern.
 
 ``specs``      the workloads, their targets and the data they run on
-``libs``       the libraries compared (cymlp, scikit-learn, optional torch)
+``libs``       the libraries compared (cymlp, scikit-learn, optional torch and jax)
 ``measure``    interleaved repeats and fixed-epoch fits
-``floors``     the GEMM floor and the optimizer steps alone (GemmFloor, StepFloor)
+``floors``     the GEMM floor, the optimizer steps alone, the FLOP limit
+               (GemmFloor, StepFloor, epoch_flops, GemmRate)
 ``torch_ref``  the PyTorch reference loop (eager fused Adam, and torch.compile)
+``jax_ref``    the JAX reference loop (one jax.jit per epoch over lax.scan)
+``worker``     the worker processes the training rows run torch and jax in
 ``rows``       one result row: times per library, ratios, bounds
 ``runners``    the train, predict and latency runners; RUNNERS, one per workload kind
 ``grid``       the grid-search runner (serial and threaded GridSearchCV)
@@ -22,8 +25,15 @@ Method (see benchmarks/README.md for the long form):
 * Training rows report seconds per epoch = fit time / n_iter_ (every fit runs
   exactly its epochs: tol=0, n_iter_no_change > max_iter).
 * The GEMM floor of a training row is the time of that epoch's matrix products
-  alone, through scipy's BLAS (the one cymlp calls), on the same shapes and
-  dtype, without copies; cymlp's time is reported as a multiple of it.
+  alone, through scipy's BLAS (a build of the kind cymlp calls, not its own
+  copy), on the same shapes and dtype, without copies; cymlp's time is
+  reported as a multiple of it.
+* The FLOP limit of a training row is the epoch's flops
+  (``floors.epoch_flops``) at the rate of one 2000x2000 product through
+  cymlp's own BLAS on the engine's threads, measured interleaved; cymlp's
+  time over it is the large rows' yardstick (issue #24).
+* PyTorch and JAX (training rows) run in worker processes, so that their
+  threads are not in the process that times cymlp and scikit-learn.
 * Peak memory of fit (tracemalloc peak, and the growth of the resident set
   size) is reported next to X.nbytes.
 

@@ -216,7 +216,10 @@ def print_header(args, threads, others):
               f"(1/5/15 min) on {os.cpu_count()} CPUs")
     setting = (f"--blas-threads {args.blas_threads} (threadpoolctl limit on every BLAS)"
                if args.blas_threads else "default (threads as set: not limited)")
-    print(f"BLAS threads: {setting}; scipy's BLAS (cymlp) runs {threads} thread(s)")
+    from .floors import engine_threads
+
+    print(f"BLAS threads: {setting}; scipy's BLAS runs {threads} thread(s), cymlp's "
+          f"engine {engine_threads() or '-'} (its own OpenBLAS, one per engine thread)")
     if torch is not None and not args.no_torch:
         print(f"torch: torch.set_num_threads({torch.get_num_threads()}) to match scipy's "
               f"BLAS; torch's own BLAS: "
@@ -287,6 +290,7 @@ def write_json(path, rows, threads):
                 "cymlp_over_limit_median": num(r.limit_multiple_med()),
                 "limit_target": num(r.spec.limit_target),
                 "torch_variant": r.torch_variant,
+                "scaling": num(r.scaling),
             }
             for r in rows
         ],

@@ -20,6 +20,7 @@ class Row:
     notes: list = field(default_factory=list)
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
     params: int = None        # step-* rows: how many parameters one step updates
+    scaling: float = None     # training rows: cymlp on one OpenMP thread / as set
 
     def best(self, lib):
         t = self.times.get(lib)

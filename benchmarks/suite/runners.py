@@ -191,7 +191,9 @@ def run_train(spec, data, quick, repeats, others):
                      f"cymlp in {cy.coefs_[0].dtype}")
     return [Row(spec.name, "s/epoch", times, spec, floor=floor_times, exact_floor=exact,
                 limit=limit_times, notes=notes, sk_target=spec.sk_target,
-                torch_variant=torch_variant)]
+                torch_variant=torch_variant,
+                scaling=min(one_thread_times) / min(times["cymlp"]) if one_thread_times
+                else None)]
 
 
 def run_predict(spec, data, quick, repeats, others):
