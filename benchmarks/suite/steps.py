@@ -24,8 +24,8 @@ the gradient before the step: the ``-clip`` rows of Adam and AdamW time the
 norm and the clipped step together (torch: ``clip_grad_norm_`` and the
 step), beside the same sklearn column, so that their cymlp time over the
 plain row's is the option's cost per step. The learning-rate schedules cost
-nothing per step (one rate per epoch) and label smoothing is in the loss's
-pass, not the step.
+nothing per step (one rate per epoch) and label smoothing smooths the
+targets once per fit.
 
 Each time is divided by steps x parameters. The rows have no target: the
 Adam step is the square root and division per parameter that bound every
