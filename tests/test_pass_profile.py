@@ -7,21 +7,29 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import cymlp
+from cymlp import _engine
 from cymlp._engine import _testing
 
 
 @pytest.fixture
 def timer_off():
+    # (teams whatever the machine's load, so that the timer runs on two threads)
+    _testing._contention(adapt=False)
     _testing._pass_profile(enable=False)
     yield
     _testing._pass_profile(enable=False)
+    _testing._contention(adapt=True)
 
 
 def _fit(X, y, threads):
-    est = cymlp.MLPClassifier(hidden_layer_sizes=(64,), batch_size=100, max_iter=2,
+    est = cymlp.MLPClassifier(hidden_layer_sizes=(100,), batch_size=200, max_iter=2,
                               random_state=0)
     with threadpool_limits(limits=threads, user_api="openmp"):
+        _testing._thread_stats()
         est.fit(X, y)
+        teams = _testing._thread_stats()[0]
+    if threads > 1 and _engine.OPENMP:
+        assert teams > 0  # the passes ran on a team (several chunks each)
     return np.concatenate([c.ravel() for c in est.coefs_ + est.intercepts_])
 
 
@@ -29,8 +37,8 @@ def _fit(X, y, threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_timer_counts_the_passes_and_moves_no_bit(timer_off, dtype):
     rng = np.random.default_rng(0)
-    X = rng.random((1200, 300)).astype(dtype)
-    y = rng.integers(0, 3, 1200)
+    X = rng.random((1000, 784)).astype(dtype)  # MNIST-shaped: 4 chunks a pass
+    y = rng.integers(0, 3, 1000)
     off = _fit(X, y, 2)
     found = _testing._pass_profile(enable=True)
     assert set(found) == set(_testing.PROFILE_KINDS)
