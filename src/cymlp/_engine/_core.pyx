@@ -78,6 +78,7 @@ from .blas cimport (
 from .activations import ufunc_loops_found
 
 include "team.pxi"
+include "profile.pxi"
 include "process.pxi"
 include "passes.pxi"
 include "calls.pxi"
