@@ -100,3 +100,18 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+@pytest.fixture
+def teams_whatever_the_load():
+    """Teams of threads for the test even when this machine is busy.
+
+    The engine sends its calls to one thread after its teams were preempted
+    by other programs (the busy-machine adaptation, csrc/team.h); tests that
+    compare or exercise the parallel passes must really run them.
+    """
+    from cymlp._engine import _testing
+
+    _testing._contention(adapt=False)
+    yield
+    _testing._contention(adapt=True)

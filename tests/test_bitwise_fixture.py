@@ -25,12 +25,8 @@ with open(FIXTURE) as _f:
     _RECORDED = json.load(_f)
 
 
-@pytest.fixture(autouse=True)
-def _teams_whatever_the_load():
-    # the two-thread runs must really run teams (see tests/test_threads.py)
-    _testing._contention(adapt=False)
-    yield
-    _testing._contention(adapt=True)
+# the threaded runs must really run teams, busy machine or not
+pytestmark = pytest.mark.usefixtures("teams_whatever_the_load")
 
 
 def test_fixture_covers_every_case():

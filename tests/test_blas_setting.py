@@ -23,12 +23,8 @@ from cymlp import _engine
 from cymlp._engine import _testing
 
 
-@pytest.fixture(autouse=True)
-def _teams_whatever_the_load():
-    """Teams even on a busy machine (see csrc/team.h), so the threaded paths run."""
-    _testing._contention(adapt=False)
-    yield
-    _testing._contention(adapt=True)
+# the threaded runs must really run teams, busy machine or not
+pytestmark = pytest.mark.usefixtures("teams_whatever_the_load")
 
 
 def _user_blas():

@@ -29,14 +29,8 @@ from cymlp._engine import _testing
 THREADS = [1, 2, 3, 4, 8]
 
 
-@pytest.fixture(autouse=True)
-def _teams_whatever_the_load():
-    """Teams even when this machine is busy: the engine sends its calls to one
-    thread after its teams are preempted by other programs (csrc/team.h), and the
-    tests here must run the parallel passes they compare."""
-    _testing._contention(adapt=False)
-    yield
-    _testing._contention(adapt=True)
+# the threaded runs must really run teams, busy machine or not
+pytestmark = pytest.mark.usefixtures("teams_whatever_the_load")
 
 # 256 features and 128 hidden units in batches of 256: each big product holds
 # several chunks, and so do the activations and the optimizer step.
@@ -331,4 +325,4 @@ def test_contention_episode_ends_within_its_time():
         assert not _testing._contention_episode()[1]
         assert not _testing._contention_episode()[1]
     finally:
-        _testing._contention(adapt=False)  # as this module's fixture expects
+        _testing._contention(adapt=False)  # as the teams_whatever_the_load fixture expects

@@ -266,12 +266,15 @@ class StepFloor(_NetTiming):
     loaded; "divider", "fma", "hybrid": see ``cymlp._engine._testing._adam_step_path``).
     """
 
-    def __init__(self, n_params, dtype, solver, n_batches, seed=0, path="auto"):
+    def __init__(self, n_params, dtype, solver, n_batches, seed=0, path="auto",
+                 max_grad_norm=None):
         from cymlp import _engine  # test hook of the compiled step
         from cymlp._engine import _testing
 
         self.step = _testing._kernel_optimizer_step
+        self.clip = _testing._kernel_clip_factor
         self.path = path
+        self.max_grad_norm = max_grad_norm
         self.solver = solver
         self.n_batches = n_batches
         rng = np.random.default_rng(seed)
@@ -282,7 +285,7 @@ class StepFloor(_NetTiming):
 
     def _buffers(self, n, dtype):
         params = self.params0[:n].copy()
-        state2 = np.zeros(n, dtype) if self.solver == "adam" else None
+        state2 = np.zeros(n, dtype) if self.solver in ("adam", "adamw") else None
         return params, self.grad[:n], np.zeros(n, dtype), state2
 
     def _run(self, bufs):
@@ -291,13 +294,24 @@ class StepFloor(_NetTiming):
         state1[...] = 0
         if state2 is not None:
             state2[...] = 0
-        step, kind = self.step, self.solver
-        # the engine's Adam step also sums the new weights' squares (the next
+        step, kind, clip, max_norm = self.step, self.solver, self.clip, self.max_grad_norm
+        # the engine's Adam steps also sum the new weights' squares (the next
         # minibatch's L2 penalty, alpha > 0); its SGD step does not
-        fold = kind == "adam"
+        fold = kind in ("adam", "adamw")
+        n = len(params)
         start = time.perf_counter()
-        for _ in range(self.n_batches):
-            step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3,
-                 return_sum_squares=fold, path=self.path)
+        if max_norm is None:
+            for _ in range(self.n_batches):
+                step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3,
+                     return_sum_squares=fold, path=self.path, weight_decay=0.01,
+                     learning_rate_init=1e-3)
+        else:
+            # clipping: the gradient's global norm, a pass of its own, then
+            # the step with the factor (all parameters taken as coefficients)
+            for _ in range(self.n_batches):
+                scale = clip(params, grad, n, 1e-4, 32.0, max_norm)[1]
+                step(kind, params, grad, state1, state2, 1e-4, 32.0, 1e-3,
+                     return_sum_squares=fold, path=self.path, weight_decay=0.01,
+                     learning_rate_init=1e-3, grad_scale=scale)
         return time.perf_counter() - start
 

@@ -64,7 +64,7 @@ SPECS = [
          f"one {solver} step alone, float{bits}, ns per parameter: the (100,) networks "
          "of MNIST-shaped data and of digits",
          "step", extra=dict(solver=solver, dtype=dtype))
-    for solver in ("adam", "sgd")
+    for solver in ("adam", "sgd", "adamw")
     for bits, dtype in ((64, np.float64), (32, np.float32))
 ]
 SPEC_BY_NAME = {s.name: s for s in SPECS}
@@ -72,7 +72,7 @@ SPEC_BY_NAME = {s.name: s for s in SPECS}
 ALIASES = {"grid-nj1": "grid", "grid-thr2": "grid", "memory": "memory-f32"}
 ALIASES.update({f"{s.name}-{net}{path}": s.name for s in SPECS if s.kind == "step"
                 for net in ("mnist", "digits")
-                for path in ("", "-divider", "-fma", "-hybrid")})
+                for path in ("", "-divider", "-fma", "-hybrid", "-clip")})
 # names of several workloads at once, for --only
 GROUPS = {"step": [s.name for s in SPECS if s.kind == "step"]}
 

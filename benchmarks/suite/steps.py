@@ -13,7 +13,19 @@ times a minibatch's optimizer step over every parameter, and nothing else:
   minibatch. Its L2 term and the division by the batch size, which cymlp's
   step also does, happen in sklearn's ``_backprop`` and are not counted here;
 * torch, when installed: ``opt.step()`` of the PyTorch loop's optimizer
-  (fused Adam; SGD with Nesterov momentum) over tensors of those shapes.
+  (fused Adam; SGD with Nesterov momentum; fused AdamW) over tensors of
+  those shapes.
+
+scikit-learn has no AdamW: in the step-adamw rows its Adam step stands in,
+so their ratio says what the decoupled decay costs over sklearn's Adam.
+
+Clipping by the global norm (``max_grad_norm``) costs a pass of its own over
+the gradient before the step: the ``-clip`` rows of Adam and AdamW time the
+norm and the clipped step together (torch: ``clip_grad_norm_`` and the
+step), beside the same sklearn column, so that their cymlp time over the
+plain row's is the option's cost per step. The learning-rate schedules cost
+nothing per step (one rate per epoch) and label smoothing smooths the
+targets once per fit.
 
 Each time is divided by steps x parameters. The rows have no target: the
 Adam step is the square root and division per parameter that bound every
@@ -43,6 +55,8 @@ NETWORKS = (("mnist", (784, 100, 10)), ("digits", (64, 100, 10)))
 PARAM_STEPS = (16_000_000, 4_000_000)
 # StepFloor's step: L2 alpha 1e-4 on a batch of 32 rows, learning rate 1e-3
 ALPHA, BATCH = 1e-4, 32
+# the solvers whose rows have a -clip twin, and its max_grad_norm
+CLIPPED, MAX_GRAD_NORM = ("adam", "adamw"), 0.1
 
 
 def _split(flat, shapes):
@@ -87,7 +101,7 @@ def sklearn_steps(floor, shapes):
 
     def run():
         params = _split(floor.params0.copy(), shapes)
-        if floor.solver == "adam":
+        if floor.solver in ("adam", "adamw"):  # sklearn has no AdamW
             opt = AdamOptimizer(params, learning_rate_init=1e-3)
         else:
             opt = SGDOptimizer(params, learning_rate_init=1e-3, momentum=0.9,
@@ -114,9 +128,15 @@ def torch_steps(floor, shapes):
             p.grad = g
         opt = make_optimizer(floor.solver, params[:n_weights], params[n_weights:],
                              ALPHA / BATCH)
+        max_norm = floor.max_grad_norm
         start = time.perf_counter()
-        for _ in range(floor.n_batches):
-            opt.step()
+        if max_norm is None:
+            for _ in range(floor.n_batches):
+                opt.step()
+        else:
+            for _ in range(floor.n_batches):
+                torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+                opt.step()
         return time.perf_counter() - start
     return run
 
@@ -169,12 +189,39 @@ def run_step(spec, data, quick, repeats, others):
         paths = {path: per_param.pop(path) for path in quotient_paths(solver)}
         rows.append(Row(f"{spec.name}-{net}", "ns/param", per_param, spec, notes=notes,
                         params=n_params))
+        if solver in CLIPPED:
+            rows.append(_clip_row(spec, net, units, n_steps, repeats, others.torch,
+                                  per_param["sklearn"]))
         for path, times in paths.items():  # the sklearn column repeated, for its ratio
             rows.append(Row(f"{spec.name}-{net}-{path}", "ns/param",
                             {"sklearn": per_param["sklearn"], "cymlp": times}, spec,
                             notes=[f"Adam's quotient by the {path} path, forced"],
                             params=n_params))
     return rows
+
+
+def _clip_row(spec, net, units, n_steps, repeats, use_torch, sklearn_times):
+    """The ``-clip`` row: the step after clipping by the global norm.
+
+    The gradients (random, of norm about 0.1 x sqrt(parameters) / 32 over
+    the batch of 32) exceed ``MAX_GRAD_NORM``, so every step is really scaled. The sklearn column is
+    the plain row's, repeated for the ratio (sklearn cannot clip).
+    """
+    solver, dtype = spec.extra["solver"], spec.extra["dtype"]
+    n_params = count_params(units)
+    floor = StepFloor(n_params, dtype, solver, n_steps, max_grad_norm=MAX_GRAD_NORM)
+    runs = {"cymlp": floor.epoch}
+    if use_torch:
+        runs["torch"] = torch_steps(floor, layer_shapes(units))
+    for run in runs.values():
+        run()
+    times = interleaved(runs, repeats)
+    per_param = {lib: [t / (n_steps * n_params) for t in ts] for lib, ts in times.items()}
+    per_param["sklearn"] = sklearn_times
+    return Row(f"{spec.name}-{net}-clip", "ns/param", per_param, spec,
+               notes=[f"max_grad_norm={MAX_GRAD_NORM}: the gradient's norm, then the "
+                      "scaled step (sklearn's column: its plain step)"],
+               params=n_params)
 
 
 def quotient_paths(solver):

@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._engine.vocabulary import STOCHASTIC_SOLVERS
+
 
 class TrainingCurveDisplay:
     """Training loss per epoch, with the validation loss and score when recorded.
@@ -54,7 +56,7 @@ class TrainingCurveDisplay:
         Parameters
         ----------
         estimator : MLPClassifier or MLPRegressor
-            Fitted with a stochastic solver ('sgd' or 'adam').
+            Fitted with a stochastic solver ('sgd', 'adam' or 'adamw').
         ax : matplotlib Axes, default=None
             Where to draw; a new figure when None.
         **kwargs
@@ -68,7 +70,8 @@ class TrainingCurveDisplay:
         if getattr(estimator, "loss_curve_", None) is None:
             raise ValueError(
                 "%s has no loss_curve_: the curves are recorded by the stochastic "
-                "solvers ('sgd', 'adam'), not by lbfgs." % type(estimator).__name__
+                "solvers (%s), not by lbfgs."
+                % (type(estimator).__name__, ", ".join(map(repr, STOCHASTIC_SOLVERS)))
             )
         display = cls(
             loss_curve=estimator.loss_curve_,

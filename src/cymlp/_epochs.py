@@ -1,4 +1,4 @@
-"""The stochastic solvers' epoch loop (sgd, adam).
+"""The stochastic solvers' epoch loop (sgd, adam, adamw).
 
 ``_StochasticMixin._fit_stochastic`` sets a fit up -- the optimizer (new, or
 continued by partial_fit), the early-stopping split, the batch size, the

@@ -38,11 +38,10 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
-from libc.math cimport sqrt, pow
 from libc.stdint cimport uint64_t
 
 from .vocabulary cimport (
-    SGD, ADAM, CYMLP_SECOND_MOMENT, cymlp_optimizer_traits, needs_preactivation,
+    CYMLP_SECOND_MOMENT, cymlp_optimizer_traits, needs_preactivation,
 )
 from .vocabulary import (
     ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, LOSSES, LOSS_ROWS, STOCHASTIC_SOLVERS,
@@ -79,6 +78,7 @@ from .blas cimport (
 from .activations import ufunc_loops_found
 
 include "team.pxi"
+include "profile.pxi"
 include "process.pxi"
 include "passes.pxi"
 include "calls.pxi"

@@ -22,8 +22,8 @@ cdef extern from "vector_loops.h" nogil:
     void cymlp_bias_relu_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_add_bias_f(float* z, const float* bias, Py_ssize_t rows, Py_ssize_t cols)
     void cymlp_add_bias_d(double* z, const double* bias, Py_ssize_t rows, Py_ssize_t cols)
-    void cymlp_derivative_f(const float* a, float* delta, Py_ssize_t n, int kind)
-    void cymlp_derivative_d(const double* a, double* delta, Py_ssize_t n, int kind)
+    void cymlp_derivative_f(const float* a, float* delta, Py_ssize_t n, int act)
+    void cymlp_derivative_d(const double* a, double* delta, Py_ssize_t n, int act)
 
 
 # A vectorised elementwise function: the inner loop of a numpy (or scipy)
@@ -219,8 +219,8 @@ cdef inline void multiply_derivative(
         # which the sign pattern of a layer cannot mispredict; tanh: times
         # 1 - a^2; logistic: times a, then times 1 - a
         if floating is float:
-            cymlp_derivative_f(a, delta, size, 0 if act == RELU else 1 if act == TANH else 2)
+            cymlp_derivative_f(a, delta, size, act)
         else:
-            cymlp_derivative_d(a, delta, size, 0 if act == RELU else 1 if act == TANH else 2)
+            cymlp_derivative_d(a, delta, size, act)
     else:
         fill_nan(delta, size)

@@ -41,6 +41,7 @@ cdef void call_body(void* args, const Member* me) noexcept nogil:
     member that every thread of the team runs (a team_body has no dtype in
     its signature)."""
     cdef Call* c = <Call*> args
+    cdef long long clock = prof_start()
     if c.kind == EPOCH_CALL:
         if c.f32:
             epoch_member(c, me, <float*> c.params)
@@ -56,6 +57,7 @@ cdef void call_body(void* args, const Member* me) noexcept nogil:
             predict_member(c, me, <float*> c.out)
         else:
             predict_member(c, me, <double*> c.out)
+    prof_lap(PROF_CALL, &clock)
 
 
 cdef int run_training_call(

@@ -35,6 +35,10 @@ cdef inline const UnaryLoop* _vec_of(const Net* net, bint hidden,
     return &net.out_vec[k]
 
 
+cdef extern from "platform.h" nogil:
+    void cymlp_prefetch(const void* p)
+
+
 # The ufunc whose inner loops implement each activation, exactly as
 
 
@@ -59,9 +63,21 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
     cdef SparseRows sp
     cdef uint64_t state = drop.state if drop != NULL else 0, s
     cdef bint hidden
+    cdef long long clock = prof_start()
+    if b.y != NULL and b.idx != NULL:
+        # The loss reads the chunk's targets (and weights) through the
+        # shuffled order, a cache miss a row that it would wait for one
+        # after the other: started now, they arrive during the products
+        # (measured: the loss and delta 1.9 -> 1.3 ms per MNIST-shaped
+        # epoch of 20,000 rows, float32, one thread).
+        for e in range(r0, r1):
+            cymlp_prefetch(<const floating*> b.y + b.idx[e] * u[L])
+            if b.sw != NULL:
+                cymlp_prefetch(<const floating*> b.sw + b.idx[e])
     if b.sp == NULL and b.idx != NULL and gathered != NULL:
         for e in range(r0, r1):
             memcpy(gathered + e * n_in, X + b.idx[e] * n_in, n_in * sizeof(floating))
+        prof_lap(PROF_GATHER, &clock)
     for i in range(L):
         # weight layer i: out[i] = f(inputs @ W[i] + b[i]), the inputs x0 or
         # the CSR rows (i = 0), else next_in[i - 1]
@@ -81,6 +97,7 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             gemm(False, False, <int> m, <int> u[i + 1], <int> u[i], <floating> 1,
                  a + r0 * u[i], <int> u[i], W[i], <int> u[i + 1], <floating> 0,
                  out[i] + r0 * u[i + 1], <int> u[i + 1])
+        prof_lap(PROF_FWD_GEMM, &clock)
         bias_activate(out[i] + r0 * u[i + 1], <floating*> t.b[i], m, u[i + 1],
                       net.hidden_act if hidden else net.out_act,
                       _vec_of(net, hidden, <floating> 0),
@@ -94,6 +111,7 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             dropout_forward(out[i] + r0 * u[i + 1], next_in[i] + r0 * u[i + 1],
                             mask[i] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
             state = past_masks(drop, net.units, i + 1, b.rows, state)
+        prof_lap(PROF_FWD_ELEM, &clock)
     if b.y != NULL:
         row_backward(net, t, b, r0, r1, drop, <floating> 0)
 
@@ -112,12 +130,14 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
     cdef floating** mask = <floating**> t.mask
     cdef const floating* y = <const floating*> b.y
     cdef const floating* sw = <const floating*> b.sw
+    cdef long long clock = prof_start()
     # targets and weights are indexed through idx, or consecutive
     loss_and_delta(out[L - 1] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
                    b.idx + r0 if b.idx != NULL else NULL,
                    sw + r0 if sw != NULL and b.idx == NULL else sw,
                    delta[L - 1] + r0 * u[L], t.row_loss + r0, m, u[L], net.loss,
                    net.loss_param)
+    prof_lap(PROF_LOSS, &clock)
     if not b.backward:
         return
     for i in range(L - 1, 0, -1):
@@ -126,12 +146,14 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
         gemm(False, True, <int> m, <int> u[i], <int> u[i + 1], <floating> 1,
              delta[i] + r0 * u[i + 1], <int> u[i + 1], W[i], <int> u[i + 1], <floating> 0,
              delta[i - 1] + r0 * u[i], <int> u[i])
+        prof_lap(PROF_BWD_GEMM, &clock)
         multiply_derivative(out[i - 1] + r0 * u[i],
                             pre[i - 1] + r0 * u[i] if pre != NULL else NULL,
                             delta[i - 1] + r0 * u[i], m * u[i], net.hidden_act, net.slope)
         if drop != NULL and drop.rate[i] > 0:
             for e in range(r0 * u[i], r1 * u[i]):
                 delta[i - 1][e] = delta[i - 1][e] * mask[i - 1][e]
+        prof_lap(PROF_BWD_ELEM, &clock)
 
 
 cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b,
@@ -210,7 +232,7 @@ cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b
     if drop != NULL:
         for i in range(1, net.n_layers):
             drop.state = past_masks(drop, net.units, i, b.rows, drop.state)
-    sync(me)
+    sync_timed(me, PROF_ROWS_WAIT)
     if b.y != NULL:
         for r in range(b.rows):
             total += t.row_loss[r]
@@ -232,6 +254,7 @@ cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* g
     cdef const floating* a
     cdef Py_ssize_t ch = claim(me)
     cdef bint found
+    cdef long long clock = prof_start()
     while True:
         c = ch
         found = False
@@ -249,6 +272,7 @@ cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* g
             c0 = chunk_at(u[i + 1], nch, c)
             column_sums(delta[i] + c0, grad + net.bias_off[i] + c0, rows,
                         chunk_at(u[i + 1], nch, c + 1) - c0, u[i + 1])
+            prof_lap(PROF_GRAD_SUMS, &clock)
         elif i == 0 and sp != NULL:
             csr_transpose_times_dense(sp_data, sp, rows, delta[0], u[1],
                                       grad + net.coef_off[0], u[0])
@@ -259,8 +283,9 @@ cdef void par_gradients(const Member* me, const Net* net, Tables* t, floating* g
             gemm(True, False, <int> (c1 - c0), <int> u[i + 1], <int> rows, <floating> 1,
                  a + c0, <int> u[i], delta[i], <int> u[i + 1], <floating> 0,
                  grad + net.coef_off[i] + c0 * u[i + 1], <int> u[i + 1])
+        prof_lap(PROF_GRAD_GEMM, &clock)
         ch = claim(me)
-    sync(me)
+    sync_timed(me, PROF_GRAD_WAIT)
 
 
 cdef double sum_squares(const Net* net, const floating* params) noexcept nogil:
@@ -294,13 +319,15 @@ cdef double par_clip_factor(const Member* me, const Optimizer* opt, const floati
     cdef Py_ssize_t nch = n_chunks(n_params, <double> n_params, PASS_GRAIN, 1)
     cdef double* partial = me.team.scratch + MAX_CHUNKS
     cdef double total = 0.0
+    cdef long long clock = prof_start()
     cdef Py_ssize_t ch = claim(me)
     while ch < nch:
         partial[ch] = grad_sq_range(w, g, chunk_at(n_params, nch, ch),
                                     chunk_at(n_params, nch, ch + 1), n_coefs, opt.alpha,
                                     sw_sum)
         ch = claim(me)
-    sync(me)
+    prof_lap(PROF_STEP, &clock)
+    sync_timed(me, PROF_STEP_WAIT)
     for ch in range(nch):
         total += partial[ch]
     return clip_factor(opt.max_grad_norm, total)
@@ -318,15 +345,18 @@ cdef double par_optimizer_step(const Member* me, const Optimizer* opt, floating*
     cdef double* partial = me.team.scratch
     cdef double total = 0.0, grad_scale = 1.0
     cdef Py_ssize_t ch
+    cdef long long clock
     if opt.max_grad_norm > 0:
         grad_scale = par_clip_factor(me, opt, w, g, n_params, n_coefs, sw_sum)
+    clock = prof_start()
     ch = claim(me)
     while ch < nch:
         partial[ch] = step_range(opt, w, g, chunk_at(n_params, nch, ch),
                                  chunk_at(n_params, nch, ch + 1), n_coefs, sw_sum, lr_t,
                                  want_sq, grad_scale)
         ch = claim(me)
-    sync(me)
+    prof_lap(PROF_STEP, &clock)
+    sync_timed(me, PROF_STEP_WAIT)
     for ch in range(nch):
         total += partial[ch]
     return total

@@ -23,6 +23,8 @@
  *   pause, yield     cymlp_pause: the spin-wait hint of the CPU, or nothing;
  *                    cymlp_yield: let another thread run (sched_yield,
  *                    SwitchToThread).
+ *   prefetch         cymlp_prefetch: a hint to load a cache line for reading
+ *                    (__builtin_prefetch, _mm_prefetch), or nothing.
  *   preemptions      cymlp_thread_preemptions: the calling thread's
  *                    involuntary context switches (getrusage RUSAGE_THREAD:
  *                    Linux, FreeBSD). Where no such count exists (macOS,
@@ -279,6 +281,16 @@ static inline long long cymlp_nanoseconds(void)
 #define cymlp_pause() __asm__ __volatile__("yield")
 #else
 #define cymlp_pause() ((void)0)
+#endif
+
+/* Start loading the cache line at p for a read soon (a hint: it never
+ * faults, and changes no result). */
+#if defined(__GNUC__) || defined(__clang__)
+#define cymlp_prefetch(p) __builtin_prefetch((p), 0, 3)
+#elif defined(_M_X64) || defined(_M_IX86)
+#define cymlp_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define cymlp_prefetch(p) ((void)(p))
 #endif
 
 /* Let another thread run on this core (a wait longer than a spin). */

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "step_loop.h"
+#include "vocabulary.h"
 
 /* The elementwise passes. Each is the same expression as the Cython kernel
  * it serves (see _engine/activations.pxd and
@@ -46,22 +47,25 @@
             }                                                                 \
         }                                                                     \
     }
-#define CYMLP_IDENTITY(v) (v)
-#define CYMLP_RELU(v) ((v) < 0 ? 0 : (v))
+/* (not CYMLP_RELU, CYMLP_IDENTITY: those are the vocabulary's codes) */
+#define CYMLP_IDENTITY_OF(v) (v)
+#define CYMLP_RELU_OF(v) ((v) < 0 ? 0 : (v))
 
-/* delta *= f'(z) from a = f(z): kind 0 ReLU (a select, 0 where a == 0),
- * 1 tanh (1 - a^2), 2 logistic (a, then 1 - a: two roundings, as sklearn). */
+/* delta *= f'(z) from a = f(z), for the activation of vocabulary code act:
+ * CYMLP_RELU (a select, 0 where a == 0), CYMLP_TANH (1 - a^2), or
+ * CYMLP_LOGISTIC (a, then 1 - a: two roundings, as sklearn); any other code
+ * is the caller's mistake and leaves delta as it is. */
 #define CYMLP_DERIVATIVE(NAME, T)                                             \
     CYMLP_MULTIVERSION CYMLP_UNUSED static void NAME(                                    \
-        const T *restrict a, T *restrict delta, ptrdiff_t n, int kind)        \
+        const T *restrict a, T *restrict delta, ptrdiff_t n, int act)         \
     {                                                                         \
-        if (kind == 0) {                                                      \
+        if (act == CYMLP_RELU) {                                              \
             for (ptrdiff_t i = 0; i < n; i++)                                 \
                 delta[i] = a[i] == 0 ? (T)0 : delta[i];                       \
-        } else if (kind == 1) {                                               \
+        } else if (act == CYMLP_TANH) {                                       \
             for (ptrdiff_t i = 0; i < n; i++)                                 \
                 delta[i] = delta[i] * (1 - a[i] * a[i]);                      \
-        } else {                                                              \
+        } else if (act == CYMLP_LOGISTIC) {                                   \
             for (ptrdiff_t i = 0; i < n; i++) {                               \
                 T d = delta[i] * a[i];                                        \
                 delta[i] = d * (1 - a[i]);                                    \
@@ -85,10 +89,10 @@
         }                                                                     \
     }
 
-CYMLP_BIAS_PASS(cymlp_bias_relu_f, float, CYMLP_RELU)
-CYMLP_BIAS_PASS(cymlp_bias_relu_d, double, CYMLP_RELU)
-CYMLP_BIAS_PASS(cymlp_add_bias_f, float, CYMLP_IDENTITY)
-CYMLP_BIAS_PASS(cymlp_add_bias_d, double, CYMLP_IDENTITY)
+CYMLP_BIAS_PASS(cymlp_bias_relu_f, float, CYMLP_RELU_OF)
+CYMLP_BIAS_PASS(cymlp_bias_relu_d, double, CYMLP_RELU_OF)
+CYMLP_BIAS_PASS(cymlp_add_bias_f, float, CYMLP_IDENTITY_OF)
+CYMLP_BIAS_PASS(cymlp_add_bias_d, double, CYMLP_IDENTITY_OF)
 CYMLP_DERIVATIVE(cymlp_derivative_f, float)
 CYMLP_DERIVATIVE(cymlp_derivative_d, double)
 CYMLP_COLUMN_SUMS(cymlp_column_sums_f, float)
