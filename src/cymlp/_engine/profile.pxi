@@ -92,7 +92,8 @@ cdef void _product_seconds(floating* A0, floating** A, floating** W, floating** 
     cdef Py_ssize_t L = net.n_layers, i, k, ch, nch, r0, m, c0, c1
     cdef Py_ssize_t* u = net.units
     cdef const floating* a
-    cdef long long t0, ns[3]
+    cdef long long t0
+    cdef long long ns[3]
     ns[0] = ns[1] = ns[2] = 0
     for k in range(batches):
         nch = row_chunks(net, rows) if chunked else 1
