@@ -51,7 +51,7 @@ from ._callbacks import FitTask, as_callback_list
 from ._data import Rows, engine_input
 from ._engine import HIDDEN_ACTIVATIONS, SOLVERS
 from ._epochs import _StochasticMixin
-from ._fitted import _FittedNetworkMixin
+from ._fitted import _FittedNetworkMixin, hidden_activation_names
 from ._float64_backward import Float64Backward, beyond_float32
 from ._hidden import _HiddenLayersMixin
 from ._lbfgs import _LbfgsMixin
@@ -92,7 +92,9 @@ class _BaseMLP(
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+        # a list or tuple: one name per hidden layer, each checked by
+        # hidden_activation_names at the start of fit
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -231,6 +233,7 @@ class _BaseMLP(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
         dropout = self._dropout_rates(len(hidden_layer_sizes))
+        hidden_activation_names(self.activation, len(hidden_layer_sizes))
         self._check_schedule()
         if self.max_grad_norm is not None and self.solver == "lbfgs":
             raise ValueError(
