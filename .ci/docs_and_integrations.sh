@@ -57,6 +57,7 @@ status=0
 python -m pytest tests/test_onnx.py tests/test_dask.py tests/test_doc_snippets.py \
     tests/test_fitted_state.py::test_onnx_export_checks_fitted_state \
     tests/test_vocabulary.py::test_onnx_converter_covers_every_activation \
+    tests/test_per_layer_activations.py::test_onnx_export_of_a_mixed_network \
     -p no:cacheprovider -rs 2>&1 \
     | tee "$out/pytest.log" || status=$?
 echo "integration tests ran in $((SECONDS - start)) s"
