@@ -160,6 +160,24 @@ def test_gradient_is_the_numpy_backward_pass(hidden, dtype, global_random_seed):
     np.testing.assert_allclose(loss, float(value), rtol=1e-4 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("hidden", [("gelu", "relu"), ("relu", "silu"), ("tanh", "gelu")])
+def test_float32_forward_float64_backward_gradient(hidden, global_random_seed):
+    # scikit-learn's arithmetic for float32 weights beside float64 targets
+    # (cymlp._float64_backward): the forward pass in float32, the rest in
+    # float64; only the layers whose derivative reads z keep it
+    rng = np.random.RandomState(global_random_seed)
+    units, params, X, Y, _ = _problem(rng, "tanh", "identity", np.float32)
+    X, params = X.astype(np.float64), params.astype(np.float64)
+    net = _engine.Network(units, hidden, "identity", "squared_error")
+    trainer = _engine.Trainer(net, np.float64, X.shape[0], float32_weights=True)
+    loss, grad = trainer.loss_grad(X, Y.astype(np.float64), None, params, 0.3)
+    value, want = ref.loss_and_grad(X, Y, None, params, units, hidden, "identity",
+                                    "squared_error", 0.3, np.float64)
+    scale = ref.gradient_scale(X, Y, None, params, units, hidden, "identity", 0.3)
+    ref.assert_within(grad, want, 64 * ref.eps(np.float32) * scale)
+    np.testing.assert_allclose(loss, float(value), rtol=1e-5)
+
+
 # ---------------------------------------------------------------------------
 # (d) one optimizer step against numpy, from scikit-learn's Glorot draw
 # ---------------------------------------------------------------------------
