@@ -77,7 +77,9 @@ fi
 # tests skip without it); here it is, and none may skip for want of it.
 echo "== PyTorch references"
 python -m pip install -q "torch==2.13.0"
-TORCH_TESTS=(tests/test_recipe.py tests/test_adamw_clipping.py)
+TORCH_TESTS=(tests/test_recipe.py tests/test_adamw_clipping.py
+             tests/test_per_layer_activations.py::test_gradient_matches_torch
+             tests/test_per_layer_activations.py::test_one_step_matches_torch)
 python -m pytest "${TORCH_TESTS[@]}" -p no:cacheprovider -rs 2>&1 | tee "$out/torch.log"
 if grep -E '^SKIPPED' "$out/torch.log" | grep -q "torch"; then
     echo "error: a PyTorch reference test was skipped although torch is installed" >&2
