@@ -173,7 +173,8 @@ def test_threaded_call_under_address_space_limit(scenario, global_random_seed):
 
 
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: no threads to create")
-def test_failed_thread_probe_runs_the_call_on_one_thread(teams_whatever_the_load, global_random_seed):
+def test_failed_thread_probe_runs_the_call_on_one_thread(teams_whatever_the_load,
+                                                         global_random_seed):
     X, y, X_predict = _data(global_random_seed)
     with threadpool_limits(2, user_api="openmp"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
