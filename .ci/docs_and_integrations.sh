@@ -57,6 +57,7 @@ status=0
 python -m pytest tests/test_onnx.py tests/test_dask.py tests/test_doc_snippets.py \
     tests/test_fitted_state.py::test_onnx_export_checks_fitted_state \
     tests/test_vocabulary.py::test_onnx_converter_covers_every_activation \
+    tests/test_per_layer_activations.py::test_onnx_export_of_a_mixed_network \
     -p no:cacheprovider -rs 2>&1 \
     | tee "$out/pytest.log" || status=$?
 echo "integration tests ran in $((SECONDS - start)) s"
@@ -76,7 +77,9 @@ fi
 # tests skip without it); here it is, and none may skip for want of it.
 echo "== PyTorch references"
 python -m pip install -q "torch==2.13.0"
-TORCH_TESTS=(tests/test_recipe.py tests/test_adamw_clipping.py)
+TORCH_TESTS=(tests/test_recipe.py tests/test_adamw_clipping.py
+             tests/test_per_layer_activations.py::test_gradient_matches_torch
+             tests/test_per_layer_activations.py::test_one_step_matches_torch)
 python -m pytest "${TORCH_TESTS[@]}" -p no:cacheprovider -rs 2>&1 | tee "$out/torch.log"
 if grep -E '^SKIPPED' "$out/torch.log" | grep -q "torch"; then
     echo "error: a PyTorch reference test was skipped although torch is installed" >&2

@@ -226,8 +226,15 @@ def n_params(layer_units):
         layer_units[1:])
 
 
+def hidden_at(hidden, i):
+    """Hidden layer i's activation: ``hidden`` is one name for every hidden
+    layer, or a sequence of names, one per hidden layer."""
+    return hidden if isinstance(hidden, str) else hidden[i]
+
+
 def forward(X, coefs, intercepts, hidden, out_act, slope=0.01):
-    """All activations [X, a1, ..., out] in longdouble, and the pre-activations."""
+    """All activations [X, a1, ..., out] in longdouble, and the pre-activations
+    (hidden: one name, or one per hidden layer)."""
     if sp.issparse(X):
         X = X.toarray()
     acts = [np.asarray(X, dtype=WIDE)]
@@ -236,7 +243,7 @@ def forward(X, coefs, intercepts, hidden, out_act, slope=0.01):
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         s = acts[-1] @ np.asarray(W, dtype=WIDE) + np.asarray(b, dtype=WIDE)
         pre.append(s)
-        acts.append(activation(hidden if i < L - 1 else out_act, s, slope))
+        acts.append(activation(hidden_at(hidden, i) if i < L - 1 else out_act, s, slope))
     return acts, pre
 
 
@@ -269,7 +276,7 @@ def loss_and_grad(X, Y, sample_weight, params, layer_units, hidden, out_act, los
         grads_b[i] = delta.sum(axis=0) / sw_sum
         if i > 0:
             delta = (delta @ np.asarray(coefs[i], dtype=WIDE).T) * derivative(
-                hidden, acts[i], pre[i - 1], slope)
+                hidden_at(hidden, i - 1), acts[i], pre[i - 1], slope)
     grad = np.concatenate([g.ravel() for g in grads_W] + [g.ravel() for g in grads_b])
     return value, grad
 
@@ -372,7 +379,7 @@ def forward_tolerance(X, coefs, intercepts, hidden, out_act, dtype, safety=4.0,
         k = W_abs.shape[0] + 2
         err_s = k * e * s_abs + err @ W_abs
         a = acts[i + 1]
-        f = hidden if i < L - 1 else out_act
+        f = hidden_at(hidden, i) if i < L - 1 else out_act
         if f == "exp":
             err = np.abs(a) * (np.expm1(np.minimum(err_s, 50)) + 4 * e)
         elif f == "softmax":
@@ -408,5 +415,5 @@ def gradient_scale(X, Y, sample_weight, params, layer_units, hidden, out_act, al
         gb[i] = d.sum(axis=0) / sw_sum
         if i > 0:
             d = (d @ W_abs.T) * np.maximum(
-                np.abs(derivative(hidden, acts[i], pre[i - 1], slope)), 1.0)
+                np.abs(derivative(hidden_at(hidden, i - 1), acts[i], pre[i - 1], slope)), 1.0)
     return np.concatenate([g.ravel() for g in gW] + [g.ravel() for g in gb])

@@ -82,6 +82,11 @@ CHECKED_ESTIMATORS = [
     cymlp.MLPClassifier(solver="lbfgs", label_smoothing=0.2, max_iter=50),
     cymlp.MLPRegressor(solver="sgd", learning_rate="cosine", learning_rate_init=0.01,
                        warmup_iters=5, min_learning_rate=1e-4, max_iter=100),
+    # per-layer activations (#23): one name per hidden layer
+    cymlp.MLPClassifier(activation=["tanh", "relu"], hidden_layer_sizes=(10, 5),
+                        max_iter=100),
+    cymlp.MLPRegressor(activation=("logistic", "gelu"), hidden_layer_sizes=(10, 5),
+                       solver="lbfgs", max_iter=200),
     # AdamW and gradient clipping (#23)
     cymlp.MLPClassifier(solver="adamw", weight_decay=0.1, max_grad_norm=1.0, max_iter=100),
     cymlp.MLPRegressor(solver="sgd", learning_rate_init=0.01, max_grad_norm=5.0,

@@ -138,9 +138,8 @@ def test_shared_parameters_documented_alike():
     # has its own link and hover text; keep the two copies the same.
     classifier = _docstring_entries(cymlp.MLPClassifier)
     regressor = _docstring_entries(cymlp.MLPRegressor)
-    # early stopping's validation score is R^2, not accuracy; the regressor's
-    # activation entry refers to the classifier's for the new activations
-    differ = {"early_stopping", "activation"}
+    # early stopping's validation score is R^2, not accuracy
+    differ = {"early_stopping"}
     shared = set(classifier) & set(regressor)
     assert len(shared) >= 20
     for name in shared - differ:

@@ -172,15 +172,9 @@ def test_threaded_call_under_address_space_limit(scenario, global_random_seed):
     assert outcomes[-1][1] == "ok", outcomes
 
 
-@pytest.fixture
-def _teams():
-    _testing._contention(adapt=False)
-    yield
-    _testing._contention(adapt=True)
-
-
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: no threads to create")
-def test_failed_thread_probe_runs_the_call_on_one_thread(_teams, global_random_seed):
+def test_failed_thread_probe_runs_the_call_on_one_thread(teams_whatever_the_load,
+                                                         global_random_seed):
     X, y, X_predict = _data(global_random_seed)
     with threadpool_limits(2, user_api="openmp"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -207,7 +201,7 @@ def test_failed_thread_probe_runs_the_call_on_one_thread(_teams, global_random_s
 
 
 @pytest.mark.skipif(not _engine.OPENMP, reason="built without OpenMP: no threads to create")
-def test_thread_probe_runs_once_per_calling_thread(_teams, global_random_seed):
+def test_thread_probe_runs_once_per_calling_thread(teams_whatever_the_load, global_random_seed):
     """The probe runs when a call needs more threads than libgomp keeps for
     the calling thread: the first threaded call of a fresh thread, then not
     again while its teams do not grow."""

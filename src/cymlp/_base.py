@@ -40,18 +40,19 @@ from sklearn.utils.validation import validate_data
 #   scikit-learn's own estimators do; the public BaseEstimator has no hook.
 # - Interval / StrOptions / Options are the constraint language that makes
 #   invalid parameters raise scikit-learn's InvalidParameterError with its
-#   exact messages.
+#   exact messages; Hidden marks a constraint that they leave out of the
+#   message (activation's list or tuple).
 # - _check_sample_weight gives scikit-learn's exact sample_weight checks
 #   and messages; there is no public equivalent.
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from ._callbacks import FitTask, as_callback_list
 from ._data import Rows, engine_input
 from ._engine import HIDDEN_ACTIVATIONS, SOLVERS
 from ._epochs import _StochasticMixin
-from ._fitted import _FittedNetworkMixin
+from ._fitted import _FittedNetworkMixin, hidden_activation_names
 from ._float64_backward import Float64Backward, beyond_float32
 from ._hidden import _HiddenLayersMixin
 from ._lbfgs import _LbfgsMixin
@@ -92,7 +93,10 @@ class _BaseMLP(
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+        # or a list or tuple: one name per hidden layer, each checked by
+        # hidden_activation_names at the start of fit. Hidden: the message
+        # for a bad value stays scikit-learn's (the parity tests compare it)
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), Hidden(list), Hidden(tuple)],
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -231,6 +235,7 @@ class _BaseMLP(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
         dropout = self._dropout_rates(len(hidden_layer_sizes))
+        hidden_activation_names(self.activation, len(hidden_layer_sizes))
         self._check_schedule()
         if self.max_grad_norm is not None and self.solver == "lbfgs":
             raise ValueError(

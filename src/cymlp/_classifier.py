@@ -93,11 +93,16 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
         The ith element is the number of neurons in the ith hidden layer.
 
     activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
-'gelu', 'silu', 'softplus'}, default='relu'
+'gelu', 'silu', 'softplus'} or list of str, default='relu'
         Activation function for the hidden layers. The last five are not in
         scikit-learn: 'leaky_relu' (slope ``negative_slope`` below zero),
         'elu' (alpha 1), 'gelu' (exact, ``z * Phi(z)``), 'silu'
-        (``z * sigmoid(z)``) and 'softplus' (``log(1 + exp(z))``).
+        (``z * sigmoid(z)``) and 'softplus' (``log(1 + exp(z))``). A list or
+        tuple of these names, one per hidden layer (not in scikit-learn),
+        gives each hidden layer its own, e.g. ``["relu", "tanh"]`` with
+        ``hidden_layer_sizes=(64, 32)``; each layer's initial weights then
+        follow its own activation, and the output layer's the last hidden
+        layer's. See :ref:`extras_per_layer_activations`.
 
     solver : {'lbfgs', 'sgd', 'adam', 'adamw'}, default='adam'
         The solver for weight optimization. 'adamw' is Adam with decoupled
@@ -333,7 +338,7 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
     def __init__(
         self,
         hidden_layer_sizes: ArrayLike | int = (100,),
-        activation: str = "relu",
+        activation: str | Sequence[str] = "relu",
         *,
         solver: str = "adam",
         alpha: float = 0.0001,

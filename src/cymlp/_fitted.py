@@ -35,6 +35,48 @@ def _forward_network(layer_units, activation, out_activation, negative_slope):
                    negative_slope=negative_slope)
 
 
+def hidden_activation_names(activation, n_hidden):
+    """The activation of each of n_hidden hidden layers, as a tuple of names.
+
+    ``activation`` is an estimator's parameter: one name for every hidden
+    layer, or a list or tuple of names, one per hidden layer. ValueError for
+    a sequence of another length, an empty one, or an entry that is not a
+    hidden activation's name (the string form is checked, as scikit-learn
+    checks it, by the parameter constraints; here again for fitted models
+    whose parameter was changed since).
+    """
+    if isinstance(activation, str):
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                "activation=%r is not one of %s."
+                % (activation, sorted(HIDDEN_ACTIVATIONS))
+            )
+        return (activation,) * n_hidden
+    if not isinstance(activation, (list, tuple)):
+        raise ValueError(
+            "activation must be a str or a list or tuple of str, one per "
+            "hidden layer; got %s." % type(activation).__name__
+        )
+    if len(activation) == 0:
+        raise ValueError(
+            "activation is an empty %s: give one activation per hidden layer, "
+            "or a single name." % type(activation).__name__
+        )
+    for i, name in enumerate(activation):
+        if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                "activation[%d]=%r is not one of %s."
+                % (i, name, sorted(HIDDEN_ACTIVATIONS))
+            )
+    if len(activation) != n_hidden:
+        raise ValueError(
+            "activation has %d entries but the network has %d hidden layer(s) "
+            "(hidden_layer_sizes): give one activation per hidden layer, or a "
+            "single name for all of them." % (len(activation), n_hidden)
+        )
+    return tuple(activation)
+
+
 def _numeric_array(value, name):
     """A fitted weight as an array of numbers; an error naming it otherwise."""
     if type(value) is np.ndarray and value.dtype.kind in "biuf":
@@ -76,23 +118,27 @@ class _FittedNetworkMixin:
         Huber threshold or quantile)."""
         return None
 
-    def _network(self, layer_units, forward_only=False, out_activation=None):
+    def _network(self, layer_units, forward_only=False, out_activation=None, hidden=None):
         """The engine's network over layer_units.
 
         A training network has this model's loss. A forward-only network has
         none (prediction does not depend on the loss's settings) and may end
-        in out_activation, e.g. the hidden one (transform).
+        in out_activation and have the hidden activations ``hidden``, e.g.
+        the first hidden layers of this model, ending in the next one's
+        activation (transform). By default, this model's hidden activations.
         """
+        if hidden is None:
+            hidden = hidden_activation_names(self.activation, len(layer_units) - 2)
         if forward_only:
             return _forward_network(
                 tuple(layer_units),
-                self.activation,
+                hidden,
                 out_activation or self.out_activation_,
                 float(self.negative_slope),
             )
         return Network(
             layer_units,
-            self.activation,
+            hidden,
             self.out_activation_,
             self._loss_name(),
             negative_slope=float(self.negative_slope),
@@ -165,11 +211,7 @@ class _FittedNetworkMixin:
                 "out_activation_=%r is not one of %s."
                 % (self.out_activation_, sorted(OUTPUT_ACTIVATIONS))
             )
-        if self.activation not in HIDDEN_ACTIVATIONS:
-            raise ValueError(
-                "activation=%r is not one of %s."
-                % (self.activation, sorted(HIDDEN_ACTIVATIONS))
-            )
+        hidden_activation_names(self.activation, len(units) - 2)
         return units, checked_coefs, checked_intercepts
 
     def _initialize(self, y, layer_units, dtype):
@@ -184,9 +226,16 @@ class _FittedNetworkMixin:
 
         # Glorot initialisation, drawn layer by layer (coef, then intercept) in
         # the same order and with the same RandomState calls as scikit-learn.
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        # Its factor, 2 for logistic and 6 otherwise, is the activation of the
+        # layer's outputs: for the output layer, the last hidden layer's
+        # (scikit-learn's one activation for every layer, when all are equal).
+        hidden = hidden_activation_names(self.activation, len(layer_units) - 2)
+        # (without a hidden layer, activation is one name: a sequence is refused)
+        factors = [2.0 if name == "logistic" else 6.0
+                   for name in hidden or (self.activation,)]
+        factors.append(factors[-1])
         coefs, intercepts = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        for factor, fan_in, fan_out in zip(factors, layer_units[:-1], layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = self._random_state.uniform(-bound, bound, fan_out)
@@ -261,13 +310,14 @@ class _FittedNetworkMixin:
         with hidden_layer=k (indexed as hidden_layer_sizes), those of hidden
         layer k instead."""
         layer_units, coefs, intercepts = self._fitted_weights()
-        out_activation = None
+        out_activation = hidden = None
         if hidden_layer is not _OUTPUT_LAYER:
             hidden_layer = self._hidden_layer_index(hidden_layer, layer_units)
-            # the first k + 1 weight layers, ending in the hidden activation
+            # the first k + 1 weight layers, ending in hidden layer k's activation
+            names = hidden_activation_names(self.activation, len(layer_units) - 2)
+            hidden, out_activation = names[:hidden_layer], names[hidden_layer]
             layer_units = layer_units[: hidden_layer + 2]
             coefs, intercepts = coefs[: hidden_layer + 1], intercepts[: hidden_layer + 1]
-            out_activation = self.activation
         plain = check_input and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -285,7 +335,8 @@ class _FittedNetworkMixin:
         X_in = engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in coefs]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in intercepts]
-        network = self._network(layer_units, forward_only=True, out_activation=out_activation)
+        network = self._network(layer_units, forward_only=True,
+                                out_activation=out_activation, hidden=hidden)
         # A plain array's finiteness is checked by the engine, chunk by chunk,
         # as it reads X anyway; only if that finds a NaN or an infinity does
         # validate_data run, to raise scikit-learn's own error. Under

@@ -36,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import MLPClassifier
+from ._fitted import hidden_activation_names
 from ._regressor import MLPRegressor
 
 __all__ = ["to_onnx"]
@@ -248,17 +249,13 @@ def _forward(g, x, model):
     """The network's forward pass, from the (already cast) input to the output layer."""
     # the weights as the estimators' own entry points check them
     _, coefs, intercepts = model._fitted_weights()
-    n_weights = len(coefs)
-    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+    # each hidden layer's activation, then the output's
+    activations = hidden_activation_names(model.activation, len(coefs) - 1) + (
+        model.out_activation_,)
+    for coef, intercept, activation in zip(coefs, intercepts, activations):
         product = g.node("MatMul", [x, g.constant("coefficient", coef)])
         x = g.node("Add", [product, g.constant("intercept", intercept[np.newaxis, :])])
-        last = i == n_weights - 1
-        x = _activation(
-            g,
-            x,
-            model.out_activation_ if last else model.activation,
-            getattr(model, "negative_slope", 0.01),
-        )
+        x = _activation(g, x, activation, getattr(model, "negative_slope", 0.01))
     return x
 
 

@@ -44,7 +44,8 @@ from .vocabulary cimport (
     CYMLP_SECOND_MOMENT, cymlp_optimizer_traits, needs_preactivation,
 )
 from .vocabulary import (
-    ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, LOSSES, LOSS_ROWS, STOCHASTIC_SOLVERS,
+    ACTIVATIONS, ACTIVATION_ROWS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, LOSSES, LOSS_ROWS,
+    STOCHASTIC_SOLVERS,
 )
 from .activations cimport UnaryLoop, resolve_loop, bias_activate, multiply_derivative
 from .losses cimport loss_and_delta, batch_loss

@@ -5,6 +5,7 @@ from libc.stdlib cimport malloc
 
 from .activations cimport UnaryLoop
 from .resources cimport cymlp_failure, cymlp_fail
+from .vocabulary cimport needs_preactivation
 
 
 cdef struct Net:
@@ -19,13 +20,14 @@ cdef struct Net:
     Py_ssize_t n_coefs        # the intercepts start here
     Py_ssize_t n_params
     Py_ssize_t width          # sum(units[1:]): workspace floats per row (every layer's outputs)
-    int hidden_act
+    int* hidden_act           # L - 1 activation codes, one per hidden layer
     int out_act
     int loss                  # a loss code, or -1: forward pass only (no training)
     double loss_param         # Huber's delta or the quantile
     double slope              # leaky_relu's negative slope
-    bint keep_pre             # the hidden activation's derivative needs z
-    UnaryLoop hidden_vec[2]   # vectorised activation loops: [float, double]
+    bint keep_pre             # some hidden activation's derivative needs z
+    UnaryLoop* hidden_vec     # 2 (L - 1) vectorised activation loops: hidden layer i's
+                              # [float, double] at 2 i and 2 i + 1
     UnaryLoop out_vec[2]
 
 
@@ -51,7 +53,8 @@ cdef struct Tables:
     void** b                  # L intercepts
     void** out                # L outputs (after the activation); out[L - 1] the network's output
     void** delta              # L deltas: the loss's gradient at out[i]'s pre-activation
-    void** pre                # L - 1 pre-activations of the hidden layers (gelu / silu), or NULL
+    void** pre                # L - 1 pre-activations of the hidden layers (gelu / silu; NULL
+                              # for a layer of another activation), or NULL
     void** next_in            # L - 1 what weight layer i + 1 reads: out[i] or its dropped-out copy
     void** mask               # L - 1 dropout masks (NULL where the rate is 0), or NULL
     void* gathered            # the rows of a shuffled dense minibatch, or NULL
@@ -147,7 +150,11 @@ cdef inline void** layer_tables(const Net* net, void* params, void* work,
             break  # the output layer: no pre-activation, no next layer, no dropout
         t.next_in[i] = t.out[i]
         if net.keep_pre:
-            t.pre[i] = w + (region[WS_PRE] + off) * itemsize
+            # only the layers whose derivative reads z keep it (NULL: the
+            # others, whose forward pass stays the one without pre)
+            t.pre[i] = NULL
+            if needs_preactivation(net.hidden_act[i]):
+                t.pre[i] = w + (region[WS_PRE] + off) * itemsize
         if dropout:
             t.mask[i] = NULL
             if rates[i + 1] > 0:  # hidden layer i's rate (rates: per layer, input first)

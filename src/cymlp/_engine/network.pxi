@@ -65,8 +65,9 @@ cdef class Network:
     ----------
     layer_units : sequence of int
         Widths of all layers, input first, output last; each at least 1.
-    activation : str
-        Hidden activation, a key of ``HIDDEN_ACTIVATIONS``.
+    activation : str or sequence of str
+        Hidden activation, a key of ``HIDDEN_ACTIVATIONS``: one for every
+        hidden layer, or one per hidden layer (``len(layer_units) - 2``).
     out_activation : str
         Output activation, a key of ``OUTPUT_ACTIVATIONS``; with ``loss=None``
         any key of ``ACTIVATIONS``.
@@ -102,15 +103,22 @@ cdef class Network:
     cdef Net net
     cdef object _index   # owns units / offsets
 
-    def __cinit__(self, layer_units, str activation, str out_activation, loss,
+    def __cinit__(self, layer_units, activation, str out_activation, loss,
                   double negative_slope=0.01, loss_param=None):
         cdef Py_ssize_t L = len(layer_units) - 1, i
         cdef Py_ssize_t[::1] index
         if L < 1:
             raise ValueError("a network needs at least an input and an output layer")
-        if activation not in HIDDEN_ACTIVATIONS:
-            raise ValueError("unknown hidden activation %r; expected one of %s"
-                             % (activation, sorted(HIDDEN_ACTIVATIONS)))
+        # one name (checked even without a hidden layer) or one per hidden layer
+        single = isinstance(activation, str)
+        hidden = [activation] * (L - 1) if single else list(activation)
+        if not single and len(hidden) != L - 1:
+            raise ValueError("%d hidden activations for %d hidden layers"
+                             % (len(hidden), L - 1))
+        for name in [activation] if single else hidden:
+            if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
+                raise ValueError("unknown hidden activation %r; expected one of %s"
+                                 % (name, sorted(HIDDEN_ACTIVATIONS)))
         # a forward-only network may end in any activation: the training
         # kernels (whose deltas assume the loss's own output) never see it
         out_table = ACTIVATIONS if loss is None else OUTPUT_ACTIVATIONS
@@ -165,15 +173,36 @@ cdef class Network:
         for i in range(1, L):
             self.net.out_off[i] = self.net.out_off[i - 1] + self.net.units[i]
         self.net.width = self.net.out_off[L - 1] + self.net.units[L]
-        self.net.hidden_act = HIDDEN_ACTIVATIONS[activation]
+        # one code and two ufunc loops (float, double) per hidden layer (at
+        # least one entry each: malloc(0) may give NULL), freed by __dealloc__
+        self.net.hidden_act = <int*> malloc(max(L - 1, 1) * sizeof(int))
+        self.net.hidden_vec = <UnaryLoop*> malloc(max(2 * (L - 1), 1) * sizeof(UnaryLoop))
+        if self.net.hidden_act == NULL or self.net.hidden_vec == NULL:
+            raise MemoryError("the network's activation tables")
         self.net.out_act = out_table[out_activation]
         self.net.loss = -1 if loss is None else LOSSES[loss]
         self.net.loss_param = param
         self.net.slope = negative_slope
-        self.net.keep_pre = needs_preactivation(self.net.hidden_act)
+        self.net.keep_pre = False
+        for i in range(L - 1):
+            self.net.hidden_act[i] = HIDDEN_ACTIVATIONS[hidden[i]]
+            self.net.keep_pre = (self.net.keep_pre
+                                 or needs_preactivation(self.net.hidden_act[i]))
+            self.net.hidden_vec[2 * i] = resolve_loop(self.net.hidden_act[i], cnp.NPY_FLOAT)
+            self.net.hidden_vec[2 * i + 1] = resolve_loop(self.net.hidden_act[i],
+                                                          cnp.NPY_DOUBLE)
         for i, typecode in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
-            self.net.hidden_vec[i] = resolve_loop(self.net.hidden_act, typecode)
             self.net.out_vec[i] = resolve_loop(self.net.out_act, typecode)
+
+    def __dealloc__(self):
+        free(self.net.hidden_act)
+        free(self.net.hidden_vec)
+
+    @property
+    def hidden_activations(self):
+        """The activation of every hidden layer, by name."""
+        return [ACTIVATION_ROWS[self.net.hidden_act[i]].name
+                for i in range(self.net.n_layers - 1)]
 
     @property
     def n_params(self):

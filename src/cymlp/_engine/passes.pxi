@@ -23,15 +23,15 @@ cdef struct Batch:
     bint x_double             # X holds doubles while the pass is float (a mixed call)
 
 
-cdef inline const UnaryLoop* _vec_of(const Net* net, bint hidden,
+cdef inline const UnaryLoop* _vec_of(const Net* net, Py_ssize_t i,
                                      floating dtype_tag) noexcept nogil:
-    """The ufunc loop of the hidden or the output activation, in the dtype of
-    dtype_tag."""
+    """The ufunc loop of weight layer i's activation (hidden layer i's, or
+    the output's for i = L - 1), in the dtype of dtype_tag."""
     cdef int k = 0 if floating is float else 1
     # two returns, not a conditional expression: Cython's temporary for that
     # would drop the const
-    if hidden:
-        return &net.hidden_vec[k]
+    if i < net.n_layers - 1:
+        return &net.hidden_vec[2 * i + k]
     return &net.out_vec[k]
 
 
@@ -99,9 +99,10 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
                  out[i] + r0 * u[i + 1], <int> u[i + 1])
         prof_lap(PROF_FWD_GEMM, &clock)
         bias_activate(out[i] + r0 * u[i + 1], <floating*> t.b[i], m, u[i + 1],
-                      net.hidden_act if hidden else net.out_act,
-                      _vec_of(net, hidden, <floating> 0),
-                      pre[i] + r0 * u[i + 1] if hidden and pre != NULL else NULL,
+                      net.hidden_act[i] if hidden else net.out_act,
+                      _vec_of(net, i, <floating> 0),
+                      pre[i] + r0 * u[i + 1] if hidden and pre != NULL and pre[i] != NULL
+                      else NULL,
                       net.slope)
         # (drop.rate is per layer, input first: rate[i + 1] is out[i]'s)
         if hidden and drop != NULL and drop.rate[i + 1] > 0:
@@ -148,8 +149,9 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
              delta[i - 1] + r0 * u[i], <int> u[i])
         prof_lap(PROF_BWD_GEMM, &clock)
         multiply_derivative(out[i - 1] + r0 * u[i],
-                            pre[i - 1] + r0 * u[i] if pre != NULL else NULL,
-                            delta[i - 1] + r0 * u[i], m * u[i], net.hidden_act, net.slope)
+                            pre[i - 1] + r0 * u[i] if pre != NULL and pre[i - 1] != NULL
+                            else NULL,
+                            delta[i - 1] + r0 * u[i], m * u[i], net.hidden_act[i - 1], net.slope)
         if drop != NULL and drop.rate[i] > 0:
             for e in range(r0 * u[i], r1 * u[i]):
                 delta[i - 1][e] = delta[i - 1][e] * mask[i - 1][e]
@@ -197,7 +199,7 @@ cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b
         hi = r1 * u[i + 1]
         for e in range(lo, hi):
             (<double*> t.out[i])[e] = (<float*> t32.out[i])[e]
-        if t.pre != NULL and i < L - 1:
+        if t.pre != NULL and i < L - 1 and t.pre[i] != NULL:
             for e in range(lo, hi):
                 (<double*> t.pre[i])[e] = (<float*> t32.pre[i])[e]
         if drop != NULL and i < L - 1 and drop.rate[i + 1] > 0:
