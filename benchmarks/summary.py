@@ -177,6 +177,8 @@ def step_numbers(results):
     def names(dtype, path=""):
         return [f"step-adam-{dtype}-{shape}{path}" for shape in ("mnist", "digits")]
 
+    # the divider-free paths' rows: AVX-512's where this CPU has it, else AVX2's
+    fast = "" if any(r["name"].endswith("-fma") for r in results["rows"]) else "-avx2"
     divider = cymlp_ns(names("f64", "-divider"))
     chosen = cymlp_ns(names("f64"))
     sklearn = [rows[n]["best_seconds"]["sklearn"] * 1e9 for n in names("f64") if n in rows]
@@ -185,8 +187,9 @@ def step_numbers(results):
                        and r["unit"] == "s/epoch"]
     return {
         "adam-divider-f64": _span(divider + chosen),
-        "adam-fma-f64": _span(cymlp_ns(names("f64", "-fma"))),
-        "adam-hybrid-f64": _span(cymlp_ns(names("f64", "-hybrid"))),
+        "adam-fma-f64": _span(cymlp_ns(names("f64", "-fma" + fast))),
+        "adam-hybrid-f64": _span(cymlp_ns(names("f64", "-hybrid" + fast))),
+        "adam-fast-isa": "AVX-512" if fast == "" else "AVX2",
         "adam-divider-f32": _span(cymlp_ns(names("f32", "-divider") + names("f32"))),
         "adam-sklearn-f64": _span(sklearn),
         "epoch-over-bound": _span(bound_multiples, unit=""),

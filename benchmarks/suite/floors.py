@@ -138,20 +138,26 @@ class _NetTiming:
 
     A subclass sets ``work`` (the epoch's calls or buffers), ``tiny`` (the same
     number of calls on size-1 operands) and ``_run(work) -> seconds``. The
-    overhead is the best of 5 runs of ``tiny``, measured once.
+    overhead is the best of 5 runs of ``tiny`` at first use and of one more
+    after every epoch: a first measurement disturbed by a burst of load
+    (or a first call's one-off costs) would otherwise be subtracted from
+    every epoch, and once made an Adam step look free (0 ns per parameter).
     """
 
     _overhead = None
 
     def overhead(self):
-        """Seconds of call overhead per epoch."""
+        """Seconds of call overhead per epoch: the best measurement so far."""
         if self._overhead is None:
             self._overhead = min(self._run(self.tiny) for _ in range(5))
         return self._overhead
 
     def epoch(self):
         """Net seconds of one epoch's work (call overhead subtracted)."""
-        return max(self._run(self.work) - self.overhead(), 1e-9)
+        self.overhead()
+        seconds = self._run(self.work)
+        self._overhead = min(self._overhead, self._run(self.tiny))
+        return max(seconds - self._overhead, 1e-9)
 
 
 class GemmFloor(_NetTiming):

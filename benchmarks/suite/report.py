@@ -75,7 +75,7 @@ def print_results(rows, mem_rows, quick=False):
     header = ["workload", "unit", "sklearn", "cymlp", "torch", "jax", "GEMM floor",
               "FLOP limit", "speedup", "(med)", "target", "ok",
               "cy/floor", "(med)", "target", "ok", "cy/limit", "(med)", "target", "ok",
-              "sk/floor", "torch/cy", "ok", "jax/cy"]
+              "sk/floor", "torch/cy", "ok", "jax/cy", "ok"]
     body = []
     misses = []
     for r in rows:
@@ -85,6 +85,7 @@ def print_results(rows, mem_rows, quick=False):
         fl_ok = verdict(floor_x, r.spec.floor_target, at_least=False)
         li_ok = verdict(limit_x, r.spec.limit_target, at_least=False)
         to_ok = verdict(torch_x, r.spec.torch_target)
+        jx_ok = verdict(jax_x, r.spec.jax_target)
         base = "" if r.baseline == "sklearn" else " (b)"
         body.append([
             r.name, r.unit,
@@ -104,7 +105,7 @@ def print_results(rows, mem_rows, quick=False):
             f"<={r.spec.limit_target:g}x" if r.spec.limit_target else "-", li_ok,
             f"{r.best('sklearn') / min(r.floor):.2f}x" if r.floor else "-",
             f"{torch_x:.2f}x" if torch_x else "-", to_ok,
-            f"{jax_x:.2f}x" if jax_x else "-",
+            f"{jax_x:.2f}x" if jax_x else "-", jx_ok,
         ])
         if sk_ok == "MISS":
             bound = r.exact_bound() if r.baseline == "sklearn" else None
@@ -125,6 +126,8 @@ def print_results(rows, mem_rows, quick=False):
                           f"<={r.spec.limit_target:g}x")
         if to_ok == "MISS":
             misses.append(f"{r.name}: torch/cymlp {torch_x:.2f}x: PyTorch is faster")
+        if jx_ok == "MISS":
+            misses.append(f"{r.name}: jax/cymlp {jax_x:.2f}x: JAX is faster")
     if body:
         print()
         print(table(header, body))
@@ -256,6 +259,8 @@ def list_workloads(quick):
             targets.append(f"<={s.limit_target:g}x FLOP limit")
         if s.torch_target:
             targets.append("faster than torch")
+        if s.jax_target:
+            targets.append("faster than jax")
         if s.kind == "memory":
             targets.append(f"growth < {s.extra['growth_target']:.0%} of X.nbytes")
         if s.kind == "step":
@@ -289,6 +294,8 @@ def write_json(path, rows, threads):
                 "cymlp_over_limit": num(r.limit_multiple()),
                 "cymlp_over_limit_median": num(r.limit_multiple_med()),
                 "limit_target": num(r.spec.limit_target),
+                "torch_over_cymlp": num(r.torch_ratio()),
+                "jax_over_cymlp": num(r.jax_ratio()),
                 "torch_variant": r.torch_variant,
                 "scaling": num(r.scaling),
             }

@@ -20,6 +20,7 @@ class Spec:
     torch_target: float = None  # torch / cymlp >= this
     limit_target: float = None  # cymlp / FLOP limit <= this (issue #24)
     extra: dict = field(default_factory=dict)
+    jax_target: float = None    # jax / cymlp >= this (issue #24)
 
 
 MNIST_ROWS = (60_000, 6_000)         # (full, quick)
@@ -27,27 +28,27 @@ WIDE_ROWS = (20_000, 3_000)
 
 SPECS = [
     Spec("digits-b32", "digits 1797x64 standardized, (100,), adam, batch 32, float64",
-         "train", 10, torch_target=1,
+         "train", 10, torch_target=1, jax_target=1,
          extra=dict(data="digits", params=dict(hidden_layer_sizes=(100,), solver="adam",
                                                batch_size=32), epochs=(15, 5))),
     Spec("digits-b200", "digits 1797x64 standardized, (100,), adam, batch 200, float64",
-         "train", 5, torch_target=1,
+         "train", 5, torch_target=1, jax_target=1,
          extra=dict(data="digits", params=dict(hidden_layer_sizes=(100,), solver="adam",
                                                batch_size=200), epochs=(20, 10))),
     Spec("cancer-sgd-b1", "breast_cancer 569x30 standardized, (100,), sgd, batch 1, float64",
-         "train", 40, torch_target=1,
+         "train", 40, torch_target=1, jax_target=1,
          extra=dict(data="cancer", params=dict(hidden_layer_sizes=(100,), solver="sgd",
                                                batch_size=1), epochs=(6, 2))),
     Spec("mnist-f64", "MNIST-shaped {mnist}x784, (100,), adam, batch 200, float64",
-         "train", 2.5, 1.3, 1, 1.4,
+         "train", 2.5, 1.3, 1, 1.4, jax_target=1,
          extra=dict(data="mnist-f64", params=dict(hidden_layer_sizes=(100,), solver="adam",
                                                   batch_size=200), epochs=(4, 2))),
     Spec("mnist-f32", "MNIST-shaped {mnist}x784, (100,), adam, batch 200, float32",
-         "train", 3.5, 1.3, 1, 1.6,
+         "train", 3.5, 1.3, 1, 1.6, jax_target=1,
          extra=dict(data="mnist-f32", params=dict(hidden_layer_sizes=(100,), solver="adam",
                                                   batch_size=200), epochs=(4, 2))),
     Spec("wide-f32", "MNIST-shaped {wide}x784, (256, 256), adam, batch 200, float32",
-         "train", 3, 1.3, 1, 1.5,
+         "train", 3, 1.3, 1, 1.5, jax_target=1,
          extra=dict(data="wide-f32", params=dict(hidden_layer_sizes=(256, 256),
                                                  solver="adam", batch_size=200),
                     epochs=(3, 2))),
