@@ -333,6 +333,16 @@ class MLPClassifier(_DocLinkMixin, ClassifierMixin, _BaseMLP):
     ...                     random_state=0).fit(X / 16, y)
     >>> round(clf.score(X / 16, y), 2) > 0.9
     True
+
+    One activation per hidden layer:
+
+    >>> deep = MLPClassifier(hidden_layer_sizes=(32, 16), activation=["tanh", "relu"],
+    ...                      learning_rate_init=0.01, max_iter=30,
+    ...                      random_state=0).fit(X / 16, y)
+    >>> deep.hidden_activations(X[:2] / 16, layer=0).shape
+    (2, 32)
+    >>> deep.score(X / 16, y) > 0.9
+    True
     """
 
     def __init__(

@@ -319,6 +319,13 @@ default='squared_error'
     ...                    random_state=0).fit(X, y)
     >>> reg.score(X, y) > 0.5
     True
+
+    One activation per hidden layer:
+
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16, 8), activation=("gelu", "tanh"),
+    ...                    solver="lbfgs", max_iter=300, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.5
+    True
     """
 
     _parameter_constraints: dict = {
