@@ -178,7 +178,7 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
     cdef const floating* sw_batch
     cdef const floating* x0
     cdef const Py_ssize_t* idx
-    cdef Batch b
+    cdef Batch batch
     cdef floating* rows_buf = <floating*> t.gathered
     cdef double sw_sum, wloss, coef_sq = 0.0, accumulated = 0.0, lr_t
     cdef Py_ssize_t steps = opt.t
@@ -190,10 +190,10 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
         drop_p = &drop
     sp.indptr = d.indptr
     sp.indices = d.indices
-    b.X = X
-    b.sp = spp
-    b.backward = True
-    b.x_double = False
+    batch.X = X
+    batch.sp = spp
+    batch.backward = True
+    batch.x_double = False
     # The L2 penalty: Adam's step also sums the squares of the coefficients it
     # writes, the next minibatch's penalty, where the divider leaves the
     # arithmetic free (about 0.03 ns per float64 parameter cheaper than a
@@ -210,16 +210,16 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
         # row pass gathers dense rows into rows_buf) or the block
         # start:start+rows, used in place. Every thread works out where it
         # is for itself: nothing shared changes between minibatches.
-        b.rows = rows
+        batch.rows = rows
         if order != NULL:
             idx = order + start
-            b.y = Y
-            b.sw = sw
+            batch.y = Y
+            batch.sw = sw
         else:
             idx = NULL
-            b.y = Y + start * n_out
-            b.sw = sw + start if sw != NULL else NULL
-        b.idx = idx
+            batch.y = Y + start * n_out
+            batch.sw = sw + start if sw != NULL else NULL
+        batch.idx = idx
         sp.idx = idx
         sp.start = start
         # (if / else, not a conditional expression: Cython's temporary for
@@ -233,7 +233,7 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
 
         if sw != NULL:
             sw_sum = 0.0
-            sw_batch = <const floating*> b.sw
+            sw_batch = <const floating*> batch.sw
             for r in range(rows):
                 sw_sum += sw_batch[idx[r] if idx != NULL else r]
             if sw_sum == 0:
@@ -242,7 +242,7 @@ cdef void epoch_member(Call* e, const Member* me, floating* params) noexcept nog
         else:
             sw_sum = rows
 
-        wloss = par_rows(me, net, t, &b, x0, drop_p, e.t32)
+        wloss = par_rows(me, net, t, &batch, x0, drop_p, e.t32)
         if me.leader:
             # (the parameters change only in the step, after the next barrier)
             if not fold_sq and opt.alpha != 0:
@@ -281,7 +281,7 @@ cdef void loss_grad_member(Call* lg, const Member* me, floating* params) noexcep
     cdef double sw_sum, wloss
     cdef floating a_ = <floating> lg.alpha, n_
     cdef const floating* x0
-    cdef Batch b
+    cdef Batch batch
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
@@ -292,16 +292,16 @@ cdef void loss_grad_member(Call* lg, const Member* me, floating* params) noexcep
             sw_sum += sw[i]
     else:
         sw_sum = n
-    b.rows = n
-    b.X = X
-    b.idx = NULL
-    b.sp = spp
-    b.y = d.Y
-    b.sw = sw
-    b.backward = grad != NULL
-    b.x_double = False
+    batch.rows = n
+    batch.X = X
+    batch.idx = NULL
+    batch.sp = spp
+    batch.y = d.Y
+    batch.sw = sw
+    batch.backward = grad != NULL
+    batch.x_double = False
     x0 = X if spp == NULL else NULL
-    wloss = par_rows(me, net, t, &b, x0, NULL, lg.t32)
+    wloss = par_rows(me, net, t, &batch, x0, NULL, lg.t32)
     if me.leader:
         lg.loss = batch_loss(net.loss, net.units[net.n_layers], wloss, sw_sum, lg.alpha,
                              sum_squares(net, params) if lg.alpha != 0 else 0.0)
@@ -351,17 +351,17 @@ cdef void predict_member(Call* pr, const Member* me, floating* out) noexcept nog
     cdef const floating* X = <const floating*> d.X
     cdef SparseRows sp
     cdef const SparseRows* spp = &sp if d.indptr != NULL else NULL
-    cdef Batch b
+    cdef Batch batch
     sp.indptr = d.indptr
     sp.indices = d.indices
     sp.idx = NULL
-    b.X = X
-    b.idx = NULL
-    b.sp = spp
-    b.y = NULL
-    b.sw = NULL
-    b.backward = False
-    b.x_double = False
+    batch.X = X
+    batch.idx = NULL
+    batch.sp = spp
+    batch.y = NULL
+    batch.sw = NULL
+    batch.backward = False
+    batch.x_double = False
     for c in range(pr.c0, pr.c1):
         start = c * pr.chunk
         rows = min(pr.chunk, n - start)
@@ -377,8 +377,8 @@ cdef void predict_member(Call* pr, const Member* me, floating* out) noexcept nog
         sync(me)
         if pr.status != 0:
             return
-        b.rows = rows
-        par_rows(me, net, t, &b, X + start * n_in if spp == NULL else NULL, NULL)
+        batch.rows = rows
+        par_rows(me, net, t, &batch, X + start * n_in if spp == NULL else NULL, NULL)
 
 
 # One thread's share of a prediction split by row chunks.

@@ -42,12 +42,12 @@ cdef extern from "platform.h" nogil:
 # The ufunc whose inner loops implement each activation, exactly as
 
 
-cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x0,
+cdef void row_block(const Net* net, Tables* t, const Batch* batch, const floating* x0,
                     Py_ssize_t r0, Py_ssize_t r1, const Dropout* drop) noexcept nogil:
     """Rows r0..r1 of the row pass, on the calling thread.
 
     x0 is the minibatch's dense input (rows n_in apart; the gather buffer
-    when b.idx selects rows of a dense X); drop the calling thread's
+    when batch.idx selects rows of a dense X); drop the calling thread's
     generator as it is at the start of the pass, or NULL.
     """
     cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers, n_in = net.units[0]
@@ -58,38 +58,38 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
     cdef floating** pre = <floating**> t.pre
     cdef floating** mask = <floating**> t.mask
     cdef floating* gathered = <floating*> t.gathered
-    cdef const floating* X = <const floating*> b.X
+    cdef const floating* X = <const floating*> batch.X
     cdef const floating* a
     cdef SparseRows sp
     cdef uint64_t state = drop.state if drop != NULL else 0, s
     cdef bint hidden
     cdef long long clock = prof_start()
-    if b.y != NULL and b.idx != NULL:
+    if batch.y != NULL and batch.idx != NULL:
         # The loss reads the chunk's targets (and weights) through the
         # shuffled order, a cache miss a row that it would wait for one
         # after the other: started now, they arrive during the products
         # (measured: the loss and delta 1.9 -> 1.3 ms per MNIST-shaped
         # epoch of 20,000 rows, float32, one thread).
         for e in range(r0, r1):
-            cymlp_prefetch(<const floating*> b.y + b.idx[e] * u[L])
-            if b.sw != NULL:
-                cymlp_prefetch(<const floating*> b.sw + b.idx[e])
-    if b.sp == NULL and b.idx != NULL and gathered != NULL:
+            cymlp_prefetch(<const floating*> batch.y + batch.idx[e] * u[L])
+            if batch.sw != NULL:
+                cymlp_prefetch(<const floating*> batch.sw + batch.idx[e])
+    if batch.sp == NULL and batch.idx != NULL and gathered != NULL:
         for e in range(r0, r1):
-            memcpy(gathered + e * n_in, X + b.idx[e] * n_in, n_in * sizeof(floating))
+            memcpy(gathered + e * n_in, X + batch.idx[e] * n_in, n_in * sizeof(floating))
         prof_lap(PROF_GATHER, &clock)
     for i in range(L):
         # weight layer i: out[i] = f(inputs @ W[i] + b[i]), the inputs x0 or
         # the CSR rows (i = 0), else next_in[i - 1]
         hidden = i < L - 1
-        if i == 0 and b.sp != NULL:
-            sp = b.sp[0]
+        if i == 0 and batch.sp != NULL:
+            sp = batch.sp[0]
             if sp.idx != NULL:
                 sp.idx = sp.idx + r0
             else:
                 sp.start = sp.start + r0
-            if floating is float and b.x_double:
-                csr_times_dense(<const double*> b.X, &sp, m, W[0], u[1], out[0] + r0 * u[1])
+            if floating is float and batch.x_double:
+                csr_times_dense(<const double*> batch.X, &sp, m, W[0], u[1], out[0] + r0 * u[1])
             else:
                 csr_times_dense(X, &sp, m, W[0], u[1], out[0] + r0 * u[1])
         else:
@@ -111,16 +111,16 @@ cdef void row_block(const Net* net, Tables* t, const Batch* b, const floating* x
             s = splitmix64_skip(state, r0 * u[i + 1])
             dropout_forward(out[i] + r0 * u[i + 1], next_in[i] + r0 * u[i + 1],
                             mask[i] + r0 * u[i + 1], m * u[i + 1], drop.rate[i + 1], &s)
-            state = past_masks(drop, net.units, i + 1, b.rows, state)
+            state = past_masks(drop, net.units, i + 1, batch.rows, state)
         prof_lap(PROF_FWD_ELEM, &clock)
-    if b.y != NULL:
-        row_backward(net, t, b, r0, r1, drop, <floating> 0)
+    if batch.y != NULL:
+        row_backward(net, t, batch, r0, r1, drop, <floating> 0)
 
 
-cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
+cdef void row_backward(const Net* net, Tables* t, const Batch* batch, Py_ssize_t r0,
                        Py_ssize_t r1, const Dropout* drop, floating dtype_tag) noexcept nogil:
     """The loss and output delta of rows r0..r1 (their forward pass done),
-    and with b.backward the hidden layers' deltas; dtype_tag only selects
+    and with batch.backward the hidden layers' deltas; dtype_tag only selects
     the precision."""
     cdef Py_ssize_t i, e, m = r1 - r0, L = net.n_layers
     cdef Py_ssize_t* u = net.units
@@ -129,17 +129,17 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
     cdef floating** delta = <floating**> t.delta
     cdef floating** pre = <floating**> t.pre
     cdef floating** mask = <floating**> t.mask
-    cdef const floating* y = <const floating*> b.y
-    cdef const floating* sw = <const floating*> b.sw
+    cdef const floating* y = <const floating*> batch.y
+    cdef const floating* sw = <const floating*> batch.sw
     cdef long long clock = prof_start()
     # targets and weights are indexed through idx, or consecutive
-    loss_and_delta(out[L - 1] + r0 * u[L], y if b.idx != NULL else y + r0 * u[L],
-                   b.idx + r0 if b.idx != NULL else NULL,
-                   sw + r0 if sw != NULL and b.idx == NULL else sw,
+    loss_and_delta(out[L - 1] + r0 * u[L], y if batch.idx != NULL else y + r0 * u[L],
+                   batch.idx + r0 if batch.idx != NULL else NULL,
+                   sw + r0 if sw != NULL and batch.idx == NULL else sw,
                    delta[L - 1] + r0 * u[L], t.row_loss + r0, m, u[L], net.loss,
                    net.loss_param)
     prof_lap(PROF_LOSS, &clock)
-    if not b.backward:
+    if not batch.backward:
         return
     for i in range(L - 1, 0, -1):
         # delta[i - 1] = (delta[i] @ W[i]^T) * f'(z of hidden layer i - 1),
@@ -158,7 +158,7 @@ cdef void row_backward(const Net* net, Tables* t, const Batch* b, Py_ssize_t r0,
         prof_lap(PROF_BWD_ELEM, &clock)
 
 
-cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b,
+cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* batch,
                           const double* x0, Py_ssize_t r0, Py_ssize_t r1,
                           const Dropout* drop) noexcept nogil:
     """Rows r0..r1 as numpy computes them for float32 X and weights beside
@@ -175,16 +175,16 @@ cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b
     cdef Py_ssize_t* u = net.units
     cdef float* rows32 = <float*> t32.gathered
     cdef double* gathered = <double*> t.gathered
-    cdef const double* X = <const double*> b.X
+    cdef const double* X = <const double*> batch.X
     cdef const double* src
-    cdef Batch f = b[0]
+    cdef Batch f = batch[0]
     f.y = NULL
-    if b.sp == NULL:
+    if batch.sp == NULL:
         # the float32 rows of the chunk (X's own values), and for a shuffled
         # epoch the float64 rows that the first layer's gradient reads
         for e in range(r0, r1):
-            src = X + b.idx[e] * n_in if b.idx != NULL else x0 + e * n_in
-            if b.idx != NULL and gathered != NULL:
+            src = X + batch.idx[e] * n_in if batch.idx != NULL else x0 + e * n_in
+            if batch.idx != NULL and gathered != NULL:
                 memcpy(gathered + e * n_in, src, n_in * sizeof(double))
             for k in range(n_in):
                 rows32[e * n_in + k] = <float> src[k]
@@ -206,11 +206,11 @@ cdef void row_block_mixed(const Net* net, Tables* t32, Tables* t, const Batch* b
             for e in range(lo, hi):
                 (<double*> t.next_in[i])[e] = (<float*> t32.next_in[i])[e]
                 (<double*> t.mask[i])[e] = (<float*> t32.mask[i])[e]
-    if b.y != NULL:
-        row_backward(net, t, b, r0, r1, drop, <double> 0)
+    if batch.y != NULL:
+        row_backward(net, t, batch, r0, r1, drop, <double> 0)
 
 
-cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b,
+cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* batch,
                      const floating* x0, Dropout* drop, Tables* t32=NULL) noexcept nogil:
     """The row pass, by the team, in fixed chunks of rows. With targets,
     returns the rows' weighted losses added in row order, as the serial
@@ -218,25 +218,25 @@ cdef double par_rows(const Member* me, const Net* net, Tables* t, const Batch* b
     is the calling thread's generator (or NULL): every thread moves it past
     the pass's masks. With t32 (double only), the rows of a mixed call (see
     row_block_mixed)."""
-    cdef Py_ssize_t nch = row_chunks(net, b.rows), i, r
+    cdef Py_ssize_t nch = row_chunks(net, batch.rows), i, r
     cdef double total = 0.0
     cdef Py_ssize_t ch = claim(me)
     while ch < nch:
         if floating is double:
             if t32 != NULL:
-                row_block_mixed(net, t32, t, b, x0, chunk_at(b.rows, nch, ch),
-                                chunk_at(b.rows, nch, ch + 1), drop)
+                row_block_mixed(net, t32, t, batch, x0, chunk_at(batch.rows, nch, ch),
+                                chunk_at(batch.rows, nch, ch + 1), drop)
                 ch = claim(me)
                 continue
-        row_block(net, t, b, x0, chunk_at(b.rows, nch, ch), chunk_at(b.rows, nch, ch + 1),
+        row_block(net, t, batch, x0, chunk_at(batch.rows, nch, ch), chunk_at(batch.rows, nch, ch + 1),
                   drop)
         ch = claim(me)
     if drop != NULL:
         for i in range(1, net.n_layers):
-            drop.state = past_masks(drop, net.units, i, b.rows, drop.state)
+            drop.state = past_masks(drop, net.units, i, batch.rows, drop.state)
     sync_timed(me, PROF_ROWS_WAIT)
-    if b.y != NULL:
-        for r in range(b.rows):
+    if batch.y != NULL:
+        for r in range(batch.rows):
             total += t.row_loss[r]
     return total
 
