@@ -50,7 +50,7 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._callbacks import FitTask, as_callback_list
 from ._data import Rows, engine_input
-from ._engine import HIDDEN_ACTIVATIONS, SOLVERS
+from ._engine import HIDDEN_ACTIVATIONS, SOLVERS, STOCHASTIC_SOLVERS
 from ._epochs import _StochasticMixin
 from ._fitted import _FittedNetworkMixin, hidden_activation_names
 from ._float64_backward import Float64Backward, beyond_float32
@@ -58,6 +58,10 @@ from ._hidden import _HiddenLayersMixin
 from ._lbfgs import _LbfgsMixin
 from ._optimizers import OPTIMIZERS
 from ._persistence import _PersistenceMixin
+
+# the stochastic solvers, named in the errors of options only they take
+# (from the vocabulary, so a new solver row is named without an edit here)
+_STOCHASTIC = ", ".join(map(repr, STOCHASTIC_SOLVERS))
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -240,8 +244,8 @@ class _BaseMLP(
         if self.max_grad_norm is not None and self.solver == "lbfgs":
             raise ValueError(
                 "max_grad_norm clips the minibatch gradients of the stochastic "
-                "solvers ('sgd', 'adam', 'adamw'); lbfgs minimises the full-batch "
-                "loss with a line search. Set max_grad_norm=None for lbfgs."
+                "solvers (%s); lbfgs minimises the full-batch loss with a line "
+                "search. Set max_grad_norm=None for lbfgs." % _STOCHASTIC
             )
         if X_val is not None or y_val is not None or sample_weight_val is not None:
             if X_val is None or y_val is None:
@@ -365,8 +369,8 @@ class _BaseMLP(
             return None
         if self.solver == "lbfgs":
             raise ValueError(
-                "dropout needs a stochastic solver ('sgd', 'adam' or 'adamw'); lbfgs "
-                "minimises a deterministic full-batch loss."
+                "dropout needs a stochastic solver (%s); lbfgs minimises a "
+                "deterministic full-batch loss." % _STOCHASTIC
             )
         return np.concatenate([[0.0], rates, [0.0]])
 
@@ -377,7 +381,7 @@ class _BaseMLP(
         if self.solver == "lbfgs":
             raise ValueError(
                 "learning_rate='cosine' schedules the rate of the stochastic "
-                "solvers ('sgd' or 'adam'); lbfgs takes no learning rate."
+                "solvers (%s); lbfgs takes no learning rate." % _STOCHASTIC
             )
         if self.min_learning_rate > self.learning_rate_init:
             raise ValueError(
