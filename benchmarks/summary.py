@@ -78,7 +78,18 @@ def multiple_cell(r, key, target_key, median_key=None):
                  f"{verdict(value, r[target_key], higher_is_better=False)}")
     if median_key and r.get("limit_run"):
         cell += " *"
+    if median_key and r.get("chunk_bound_over_limit") is not None:
+        cell += f"; bound {r['chunk_bound_over_limit']:.2f}x"
     return cell
+
+
+def bound_note(results):
+    """The FLOP-limit cells' "bound", explained, when a row has one."""
+    if not any(r.get("chunk_bound_over_limit") is not None for r in results["rows"]):
+        return ""
+    return ("; its bound = the engine's matrix products alone, cut into the chunks "
+            "that keep its bits on any thread count, plus its optimizer steps, over "
+            "the same limit: the least cymlp / FLOP limit those chunks allow")
 
 
 def limit_runs(results):
@@ -134,7 +145,7 @@ def markdown_table(results):
         "its forward, weight-gradient and hidden-delta products) at the rate of "
         "one 2000x2000 product through cymlp's own BLAS on the same threads, "
         "measured in the same run as cymlp's time; the large rows' targets are "
-        "set against it. "
+        "set against it" + bound_note(results) + ". "
         "Scaling = cymlp on one thread / cymlp at its default threads."
         + later_note(results),
         "",

@@ -1,5 +1,6 @@
 """The benchmark suite's FLOP limit (benchmarks/suite/floors.py): its formula
-against explicit counts, and the engine's product that times its rate."""
+against explicit counts, the engine's product that times its rate, and the
+bound of the engine's chunks (``EngineProducts``, ``Row.limit_bound``)."""
 
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from suite.floors import GemmFloor, GemmRate, epoch_flops  # noqa: E402
+from suite.floors import EngineProducts, GemmFloor, GemmRate, epoch_flops  # noqa: E402
+from suite.rows import Row  # noqa: E402
+from suite.specs import SPECS  # noqa: E402
 
 
 def _counted_epoch_flops(units, n_rows, batch):
@@ -77,3 +80,27 @@ def test_gemm_rate_through_both_blas():
         rate = GemmRate(np.float64, via=via, threads=1, size=64)
         assert rate.rate() > 0
         np.testing.assert_allclose(rate.c, rate.a @ rate.b, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_rows, batch", [(1000, 200), (1037, 200), (150, 200), (7, 2)])
+def test_engine_products_share_out_the_epochs_minibatches(n_rows, batch, threads):
+    # every minibatch of the epoch once, with the engine's sizes: full batches,
+    # then the rest; the threads' shares of full batches differ by one at most
+    chunks = EngineProducts([6, 5, 3], n_rows, batch, np.float32, threads)
+    sizes = sorted(rows for work in chunks.work for rows, n in work for _ in range(n))
+    expected = sorted(min(batch, n_rows - s) for s in range(0, n_rows, batch))
+    assert sizes == expected
+    full = [sum(n for rows, n in work if rows == batch) for work in chunks.work]
+    if n_rows >= batch:
+        assert max(full) - min(full) <= 1
+    seconds = chunks.epoch()
+    assert np.isfinite(seconds) and seconds > 0
+
+
+def test_limit_bound_is_the_chunks_over_the_limit():
+    spec = next(s for s in SPECS if s.name == "mnist-f64")
+    row = Row("mnist-f64", "s/epoch", {"sklearn": [3.0], "cymlp": [1.5, 1.4]}, spec,
+              limit=[1.1, 1.0], chunk_bound=[1.3, 1.2])
+    assert row.limit_bound() == pytest.approx(1.2)
+    assert Row("x", "s/epoch", {"cymlp": [1.0]}, spec, limit=[1.0]).limit_bound() is None

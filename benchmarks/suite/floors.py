@@ -6,9 +6,12 @@ scikit-learn's weights must do, so "sklearn / (GEMM floor + steps)" bounds the
 speedup such an implementation can reach on this BLAS. The FLOP limit
 (``epoch_flops`` / ``GemmRate``) is the epoch's multiply-adds at the rate of
 one large product: what the products would cost if every one of them ran as
-fast as BLAS runs on large square matrices.
+fast as BLAS runs on large square matrices. ``EngineProducts`` times the
+products as cymlp's engine must cut them to keep its bits: with the steps,
+the least multiple of the FLOP limit the engine's chunks allow.
 """
 
+import threading
 import time
 import tracemalloc
 
@@ -119,6 +122,58 @@ class GemmRate:
         runs undisturbed (it takes 0.1-0.5 s), and the best of them keeps the
         limit from reading low when another program takes a core."""
         return self.flops / min(self._seconds() for _ in range(tries))
+
+
+class EngineProducts:
+    """An epoch's matrix products as cymlp's engine must cut them, on its threads.
+
+    The engine cuts each minibatch's forward and delta products into fixed
+    chunks of rows (the row pass) and its weight gradients into chunks of
+    their fan-in (the gradient pass), by the shapes alone
+    (``src/cymlp/_engine/chunks.pxd``): the chunks are part of the results
+    (OpenBLAS's sgemm does not round a row the same wherever it stands in a
+    call), so no other cut keeps the bits on every thread count. Each chunk
+    repacks the operand it shares with the other chunks (the forward
+    product's weights), which one whole product would pack once.
+
+    This times those chunked products alone, through the engine's BLAS
+    (``cymlp._engine._testing._products``): ``threads`` threads side by side,
+    each with its share of the epoch's minibatches, every product timed in C;
+    an epoch is the slowest thread's sum. Everything else an epoch does
+    (gather, elementwise passes, loss, optimizer step, barriers) is left out,
+    so with the steps added (``chunk_bound``) it bounds from below what the
+    engine's epoch can take: how close to the FLOP limit its chunks let it
+    come.
+    """
+
+    def __init__(self, units, n_rows, batch_size, dtype, threads):
+        from cymlp._engine import _testing
+
+        self.products = _testing._products
+        self.units = [int(u) for u in units]
+        self.dtype = np.dtype(dtype).name
+        self.threads = max(int(threads), 1)
+        full, rest = divmod(int(n_rows), int(batch_size))
+        # each thread's minibatches: (rows, how many), the full ones shared out evenly
+        share = [full * t // self.threads for t in range(self.threads + 1)]
+        self.work = [[(batch_size, share[t + 1] - share[t])] for t in range(self.threads)]
+        if rest:
+            self.work[-1].append((rest, 1))
+
+    def _thread(self, batches, out, t):
+        out[t] = sum(sum(self.products(self.units, rows, n, self.dtype, True))
+                     for rows, n in batches if n)
+
+    def epoch(self):
+        """Seconds of one epoch's chunked products: the slowest thread's."""
+        out = [0.0] * self.threads
+        workers = [threading.Thread(target=self._thread, args=(b, out, t))
+                   for t, b in enumerate(self.work)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return max(out)
 
 
 def engine_threads():

@@ -122,8 +122,16 @@ def print_results(rows, mem_rows, quick=False):
             misses.append(f"{r.name}: {floor_x:.2f}x the GEMM floor, target "
                           f"<={r.spec.floor_target:g}x")
         if li_ok == "MISS":
+            lb = r.limit_bound()
             misses.append(f"{r.name}: {limit_x:.2f}x the FLOP limit, target "
-                          f"<={r.spec.limit_target:g}x")
+                          f"<={r.spec.limit_target:g}x" + (
+                              "" if lb is None else
+                              f"; bound of the engine's chunks {lb:.2f}x" + (
+                                  "" if lb <= r.spec.limit_target else
+                                  " > target (--quick: single timings, too noisy to "
+                                  "judge)" if quick else
+                                  " > target: unreachable with the chunks that keep "
+                                  "the bits")))
         if to_ok == "MISS":
             misses.append(f"{r.name}: torch/cymlp {torch_x:.2f}x: PyTorch is faster")
         if jx_ok == "MISS":
@@ -294,6 +302,7 @@ def write_json(path, rows, threads):
                 "cymlp_over_limit": num(r.limit_multiple()),
                 "cymlp_over_limit_median": num(r.limit_multiple_med()),
                 "limit_target": num(r.spec.limit_target),
+                "chunk_bound_over_limit": num(r.limit_bound()),
                 "torch_over_cymlp": num(r.torch_ratio()),
                 "jax_over_cymlp": num(r.jax_ratio()),
                 "torch_variant": r.torch_variant,

@@ -16,6 +16,7 @@ class Row:
     floor: list = None        # seconds per repeat, training rows only
     exact_floor: list = None  # GEMM floor + optimizer steps, seconds per repeat
     limit: list = None        # FLOP limit (epoch flops / large-GEMM rate), per repeat
+    chunk_bound: list = None  # the engine's chunked products + steps alone, per repeat
     sk_target: float = None
     notes: list = field(default_factory=list)
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
@@ -53,6 +54,13 @@ class Row:
 
     def limit_multiple_med(self):
         return self._cymlp_over(self.limit)[1]
+
+    def limit_bound(self):
+        """The engine's chunked products and optimizer steps alone / FLOP
+        limit: the least cymlp / FLOP limit that the engine's chunks allow."""
+        if not self.chunk_bound or not self.limit:
+            return None
+        return min(self.chunk_bound) / min(self.limit)
 
     def _other_ratio(self, lib):
         return self.best(lib) / self.best("cymlp") if self.times.get(lib) else None
