@@ -73,11 +73,13 @@ if grep -E '^SKIPPED' "$out/pytest.log" | grep -vq 'not run:'; then
 fi
 
 # The references in PyTorch: the modern recipe's schedules, losses, AdamW and
-# clipping are checked against torch's own where torch is installed (the
-# tests skip without it); here it is, and none may skip for want of it.
+# clipping are checked against torch's own where torch is installed, and the
+# benchmark suite's torch worker against numpy and cymlp (the tests skip
+# without it); here it is, and none may skip for want of it.
 echo "== PyTorch references"
 python -m pip install -q "torch==2.13.0"
 TORCH_TESTS=(tests/test_recipe.py tests/test_adamw_clipping.py
+             tests/test_benchmark_torch_worker.py
              tests/test_per_layer_activations.py::test_gradient_matches_torch
              tests/test_per_layer_activations.py::test_one_step_matches_torch)
 python -m pytest "${TORCH_TESTS[@]}" -p no:cacheprovider -rs 2>&1 | tee "$out/torch.log"

@@ -3,8 +3,8 @@
 For each workload this script times, interleaved, ``cymlp``, scikit-learn's
 MLP with the same parameters and -- when installed -- a plain PyTorch CPU
 training loop and a whole-epoch ``jax.jit`` loop of the same network (same
-layers, batch size and optimizer, an epoch of shuffled minibatches; for the
-training rows each in a worker process of its own). Training rows also get
+layers, batch size and optimizer, an epoch of shuffled minibatches; torch
+and jax run in worker processes of their own). Training rows also get
 their GEMM floor and FLOP limit. It prints one table of times and ratios,
 with each ratio's target and whether it is met.
 

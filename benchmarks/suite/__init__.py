@@ -5,13 +5,15 @@
 ``measure``    interleaved repeats and fixed-epoch fits
 ``floors``     the GEMM floor, the optimizer steps alone, the FLOP limit
                (GemmFloor, StepFloor, epoch_flops, GemmRate)
-``torch_ref``  the PyTorch reference loop (eager fused Adam, and torch.compile)
+``torch_ref``  the PyTorch reference loop (eager fused Adam, and torch.compile),
+               and torch's side of the prediction, step and memory rows
 ``jax_ref``    the JAX reference loop (one jax.jit per epoch over lax.scan)
-``worker``     the worker processes the training rows run torch and jax in
+``worker``     the worker processes every torch and jax call runs in
 ``rows``       one result row: times per library, ratios, bounds
 ``runners``    the train, predict and latency runners; RUNNERS, one per workload kind
 ``grid``       the grid-search runner (serial and threaded GridSearchCV)
 ``memory``     the peak-memory runner and its two measures
+``rss``        the peak RSS growth of a call (the suite's process, torch's worker)
 ``steps``      the optimizer step alone, ns per parameter (the step-* rows)
 ``report``     the header, the table, the notes, --list and the JSON file
 ``cli``        the command line (run.py calls ``cli.main``)
@@ -32,8 +34,9 @@ Method (see benchmarks/README.md for the long form):
   (``floors.epoch_flops``) at the rate of one 2000x2000 product through
   cymlp's own BLAS on the engine's threads, measured interleaved; cymlp's
   time over it is the large rows' yardstick (issue #24).
-* PyTorch and JAX (training rows) run in worker processes, so that their
-  threads are not in the process that times cymlp and scikit-learn.
+* PyTorch and JAX run in worker processes (every row that times them), so
+  that their threads are not in the process that times cymlp and
+  scikit-learn, which does not import them.
 * Peak memory of fit (tracemalloc peak, and the growth of the resident set
   size) is reported next to X.nbytes.
 

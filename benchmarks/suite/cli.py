@@ -5,7 +5,7 @@ import time
 
 from common import blas_threads, load_average, threadpool_limits
 
-from .libs import HAVE_JAX, Others, torch
+from .libs import HAVE_JAX, HAVE_TORCH, Others
 from .report import list_workloads, print_header, print_results, write_json
 from .runners import RUNNERS
 from .specs import (
@@ -65,7 +65,7 @@ def main(argv=None):
             parser.error(f"unknown workload(s) {unknown}; choose from "
                          f"{[s.name for s in SPECS]}")
     use_torch = ()  # the variants of the PyTorch loop to time (see runners)
-    if torch is not None and not args.no_torch:
+    if HAVE_TORCH and not args.no_torch:
         use_torch = ("eager",) if args.no_compile else ("eager", "compiled")
 
     limiter = None
@@ -79,8 +79,7 @@ def main(argv=None):
         limiter = threadpool_limits(limits=args.threads)
         args.blas_threads = args.threads
     threads = blas_threads("scipy")
-    if use_torch:
-        torch.set_num_threads(args.blas_threads or threads or 1)
+    # torch's workers call torch.set_num_threads(others.threads)
     others = Others(torch=use_torch, jax=HAVE_JAX and not args.no_jax,
                     threads=args.blas_threads or threads or 1)
 

@@ -4,6 +4,7 @@ If cymlp cannot be imported the suite still runs, timing scikit-learn against
 itself (the header says so, and every ratio should then be close to 1).
 """
 
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
@@ -19,13 +20,19 @@ except ImportError as exc:  # cymlp not built: time sklearn against itself
     CyMLP = SkMLP
     CYMLP_ERROR = exc
 
-try:
-    import torch
-except ImportError:
-    torch = None
-
-# JAX runs only in worker processes (suite/worker.py): found, not imported here
+# PyTorch and JAX run only in worker processes (suite/worker.py): their
+# threads outlive their calls. Here they are found, not imported.
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_JAX = importlib.util.find_spec("jax") is not None
+
+
+def torch_version():
+    """torch's installed version, read from its metadata (torch not imported);
+    None when it is not installed."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class Others:
     column), ``("eager",)`` or ``("eager", "compiled")`` (training rows only;
     the other rows time torch eager whenever it is not empty). ``jax``:
     whether the training rows time the JAX loop. ``threads``: the threads of
-    those loops (torch.set_num_threads; XLA on one thread or its default).
+    their worker processes (torch.set_num_threads; XLA on one thread or its
+    default).
     """
 
     torch: tuple = ()
@@ -44,4 +52,5 @@ class Others:
     threads: int = 1
 
 
-__all__ = ["CYMLP_ERROR", "CyMLP", "HAVE_JAX", "Others", "SkMLP", "cymlp", "torch"]
+__all__ = ["CYMLP_ERROR", "CyMLP", "HAVE_JAX", "HAVE_TORCH", "Others", "SkMLP", "cymlp",
+           "torch_version"]

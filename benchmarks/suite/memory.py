@@ -1,69 +1,22 @@
-"""The memory runner: peak memory of one epoch of fit, measured two ways."""
+"""The memory runner: peak memory of one epoch of fit, measured two ways.
+
+scikit-learn and cymlp are measured in the suite's process. PyTorch is
+measured in a worker process of its own (``suite/worker.py``), by that
+process's RSS growth during one fit (tracemalloc does not see torch's
+allocator): there, memory that the other libraries' fits freed cannot be
+reused and hide torch's allocations, and torch's allocator and threads stay
+out of the suite's process.
+"""
 
 import gc
-import threading
-import time
 import tracemalloc
 
 import numpy as np
 
 from .libs import CyMLP, SkMLP
 from .measure import fit_model
-from .torch_ref import torch_fit
-
-
-def _proc_status_kb(key):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss():
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def rss_growth(fn):
-    """Peak resident set size during fn() minus the RSS before it, in bytes.
-
-    Uses the kernel's high-water mark after resetting it; where that cannot be
-    reset, a thread samples VmRSS every millisecond (the fits release the GIL
-    in BLAS calls, and cymlp's epochs release it throughout)."""
-    gc.collect()
-    reset = _reset_peak_rss()  # first: the mark then equals the RSS read next
-    before = _proc_status_kb("VmRSS")
-    if before is None:
-        fn()
-        return None
-    if reset:
-        fn()
-        return _proc_status_kb("VmHWM") - before
-    peak = [before]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _proc_status_kb("VmRSS"))
-            time.sleep(0.001)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        t.join()
-    return peak[0] - before
+from .rss import rss_growth
+from .worker import data_file, open_worker
 
 
 def traced_peak(fn):
@@ -79,6 +32,35 @@ def traced_peak(fn):
         tracemalloc.stop()
 
 
+def torch_rss_growth(others, X, y, params):
+    """The RSS growth of one epoch of the PyTorch loop, in a worker of its own.
+
+    Parameters
+    ----------
+    others : libs.Others
+        Its ``threads`` are the worker's.
+    X, y : ndarray
+        The row's data, loaded into the worker before the fit.
+    params : dict
+        The MLP parameters of the fit.
+
+    Returns
+    -------
+    growth : int or None
+        Bytes (None where /proc cannot be read, or when the worker failed).
+    note : str or None
+        Why there is no torch row, when the worker failed.
+    """
+    worker, answers, note = open_worker(
+        "torch", others.threads, ("load", data_file("mnist-f32", X, y)),
+        ("warm", params, ("eager",)),  # first-call costs, as the other libraries' warm-up
+        ("fit_rss", params, 1))
+    if worker is None:
+        return None, note
+    worker.close()
+    return answers[-1], None
+
+
 def run_memory(spec, data, quick, repeats, others):
     X, y = data.get("mnist-f32")
     params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=200)
@@ -87,9 +69,6 @@ def run_memory(spec, data, quick, repeats, others):
     for _, cls in libs:  # warm-up on a slice
         fit_model(cls, X[:w], y[:w], params, 1)
     fits = {lib: (lambda cls=cls: fit_model(cls, X, y, params, 1)) for lib, cls in libs}
-    if others.torch:
-        torch_fit(X[:w], y[:w], params, 1)
-        fits["torch"] = lambda: torch_fit(X, y, params, 1)
     # Control: Fortran-ordered X makes cymlp copy X once (it trains on C rows):
     # shows that both measures do see a copy of X when there is one.
     XF = np.asfortranarray(X)
@@ -98,6 +77,13 @@ def run_memory(spec, data, quick, repeats, others):
     result = {}
     for lib, fn in fits.items():
         rss = rss_growth(fn)
-        traced = traced_peak(fn) if lib != "torch" else None
-        result[lib] = (traced, rss)
-    return [("memory", spec, X.nbytes, result)]
+        result[lib] = (traced_peak(fn), rss)
+    if others.torch:
+        growth, note = torch_rss_growth(others, X, y, params)
+        if note is None:
+            result["torch"] = (None, growth)
+        else:
+            print(f"  {spec.name}: {note}")
+    # the table's order as before: the control row last
+    order = ["sklearn", "cymlp", "torch", "cymlp, F-ordered X (control: one copy)"]
+    return [("memory", spec, X.nbytes, {lib: result[lib] for lib in order if lib in result})]

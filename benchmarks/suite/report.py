@@ -5,7 +5,7 @@ import os
 
 from common import blas_report, load_average, machine_lines, versions_line
 
-from .libs import CYMLP_ERROR, cymlp, torch
+from .libs import CYMLP_ERROR, HAVE_TORCH, cymlp, torch_version
 from .specs import MNIST_ROWS, SPECS, WIDE_ROWS
 
 
@@ -152,8 +152,8 @@ def print_results(rows, mem_rows, quick=False):
               "implementation doing these GEMMs on this BLAS can reach.")
         print("torch/cy = PyTorch loop / cymlp (above 1: cymlp is faster); torch (c): "
               "its torch.compile'd loop was faster than eager (see the notes).")
-        print("jax/cy = JAX whole-epoch jit loop / cymlp. torch and jax (training rows) run "
-              "in worker processes of their own.")
+        print("jax/cy = JAX whole-epoch jit loop / cymlp. torch and jax run in worker "
+              "processes of their own.")
         print_notes(rows, 13)
 
     if step_rows:
@@ -185,6 +185,8 @@ def print_results(rows, mem_rows, quick=False):
               "RSS growth: peak resident set during fit")
         print("minus the RSS before it; memory freed earlier and reused does not show, "
               "a copy of X does (see the control row).")
+        print("torch: in a worker process of its own, holding X; its RSS growth is that "
+              "process's.")
     print()
     if misses:
         print("Targets missed (exact bound: sklearn / the time of the same GEMMs and "
@@ -215,9 +217,26 @@ def jax_header_lines(others):
                                "WARNING: above 1e-10, the jax loop is not sklearn's")]
 
 
+def torch_header_line(args, others):
+    """torch's threads and BLAS, asked of a worker process started for this
+    alone (the suite's process does not import torch)."""
+    from .worker import Worker, WorkerError
+
+    try:
+        with Worker("torch", others.threads) as w:
+            info = w.info
+    except WorkerError as exc:
+        return f"torch: the worker failed ({exc}); the torch column will be empty"
+    return (f"torch: torch.set_num_threads({info['threads']}) to match scipy's BLAS; "
+            f"torch's own BLAS: {'MKL' if info['mkl'] else 'not MKL'}; training "
+            + ("eager only (--no-compile)" if args.no_compile else
+               "eager and torch.compile'd, the faster one shown")
+            + "; every row in worker processes")
+
+
 def print_header(args, threads, others):
     print("cymlp benchmark suite (benchmarks/run.py)" + (" --quick" if args.quick else ""))
-    print(versions_line(cymlp) + (f"  torch {torch.__version__}" if torch else
+    print(versions_line(cymlp) + (f"  torch {torch_version()}" if HAVE_TORCH else
                                   "  torch not installed (no PyTorch column)"))
     for line in machine_lines():
         print(line)
@@ -231,13 +250,8 @@ def print_header(args, threads, others):
 
     print(f"BLAS threads: {setting}; scipy's BLAS runs {threads} thread(s), cymlp's "
           f"engine {engine_threads() or '-'} (its own OpenBLAS, one per engine thread)")
-    if torch is not None and not args.no_torch:
-        print(f"torch: torch.set_num_threads({torch.get_num_threads()}) to match scipy's "
-              f"BLAS; torch's own BLAS: "
-              f"{'MKL' if torch.backends.mkl.is_available() else 'not MKL'}; training "
-              + ("eager only (--no-compile)" if args.no_compile else
-                 "eager and torch.compile'd, the faster one shown")
-              + "; training rows in worker processes")
+    if others.torch:
+        print(torch_header_line(args, others))
     if others.jax:
         for line in jax_header_lines(others):
             print(line)

@@ -6,9 +6,9 @@ rows: ``rows.Row`` objects, or ``memory``'s tuples for the memory table.
 of the PyTorch loop (``others.torch``: ``()`` for no torch column,
 ``("eager",)``, or ``("eager", "compiled")``, training rows only; the other
 rows time torch eager whenever it is not empty), and whether to time the JAX
-loop (``others.jax``, training rows only). The training rows run PyTorch and
-JAX in worker processes (``suite/worker.py``); the other rows run torch in
-the suite's process.
+loop (``others.jax``, training rows only). Every row runs PyTorch and JAX
+in worker processes (``suite/worker.py``), one per library and row, which
+time their runs themselves: no torch or jax code runs in the suite's process.
 """
 
 import contextlib
@@ -34,12 +34,7 @@ from .memory import run_memory
 from .report import fmt_time, plural
 from .rows import Row
 from .steps import run_step
-from .torch_ref import (
-    keep_faster_torch,
-    torch_model_from,
-    torch_predict_proba,
-)
-from .worker import Worker, WorkerError, data_file
+from .worker import data_file, open_worker
 
 
 def busy_machine_decisions():
@@ -86,6 +81,40 @@ def flop_limit(X, units):
     return runs, describe
 
 
+def keep_faster_torch(times, compile_error=None):
+    """Keep the faster torch variant's times under ``times["torch"]``.
+
+    Parameters
+    ----------
+    times : dict
+        Library -> seconds per repeat, with the eager loop under "torch" and
+        the compiled one under "torch-compiled"; changed in place: the
+        faster one's times end under "torch", and "torch-compiled" goes.
+    compile_error : str or None
+        What the torch worker's warm-up returned (``torch_ref.warm_compiled``).
+
+    Returns
+    -------
+    variant : {"eager", "compiled"} or None
+        Which loop the torch column shows (None: torch was not timed).
+    note : str or None
+        A line for the row's notes: both times, or why there is no compiled one.
+    """
+    if "torch" not in times:
+        return None, None
+    if compile_error is not None:
+        return "eager", f"torch.compile failed, torch column eager: {compile_error}"
+    compiled = times.pop("torch-compiled", None)
+    if compiled is None:
+        return "eager", None
+    eager = times["torch"]
+    variant = "compiled" if min(compiled) < min(eager) else "eager"
+    times["torch"] = compiled if variant == "compiled" else eager
+    return variant, (f"torch: eager {fmt_time(min(eager), 's/epoch')}, torch.compile "
+                     f"{fmt_time(min(compiled), 's/epoch')} (compiling not timed: done "
+                     f"in the warm-up); the torch column is {variant}")
+
+
 def start_workers(others, X, y, data_name, params, epochs):
     """The other libraries' loops for a training row, each in a worker process,
     loaded with X and warmed up (PyTorch: a short fit, then the compiled
@@ -94,14 +123,14 @@ def start_workers(others, X, y, data_name, params, epochs):
     workers, runs, notes = {}, {}, []
     wanted = (["torch"] if others.torch else []) + (["jax"] if others.jax else [])
     for lib in wanted:
-        try:
-            w = Worker(lib, others.threads)
-            w.call("load", data_file(data_name, X, y))
-            warm = w.call("warm", params, others.torch)
-        except WorkerError as exc:
-            notes.append(f"{lib} worker failed, no {lib} column: {exc}")
+        w, answers, note = open_worker(lib, others.threads,
+                                       ("load", data_file(data_name, X, y)),
+                                       ("warm", params, others.torch))
+        if w is None:
+            notes.append(note)
             continue
         workers[lib] = w
+        warm = answers[-1]
         if lib == "torch":
             runs["torch"] = lambda w=w: w.call("fit", params, epochs, "eager")
             if "compiled" in others.torch:
@@ -220,38 +249,73 @@ def run_train(spec, data, quick, repeats, others):
                 else None)]
 
 
+def torch_predictor(others, data_name, X, y, model):
+    """A torch worker holding ``model``'s weights, for a prediction row.
+
+    Parameters
+    ----------
+    others : libs.Others
+        No worker when ``others.torch`` is empty; else its ``threads``.
+    data_name : str
+        The data set's name (``data_file``): X goes to the worker once.
+    X, y : ndarray
+        The rows the worker predicts (all of them, or its first ``rows``).
+    model : fitted MLP
+        Whose ``coefs_``, ``intercepts_``, hidden activations and
+        ``out_activation_`` the worker's torch model takes
+        (``torch_ref.torch_model``).
+
+    Returns
+    -------
+    worker : worker.Worker or None
+        None: no torch column (not wanted, or the worker failed).
+    notes : list of str
+        Why the worker failed, if it did.
+    """
+    if not others.torch:
+        return None, []
+    n_hidden = len(model.coefs_) - 1
+    act = model.activation
+    activations = [act] * n_hidden if isinstance(act, str) else list(act)
+    worker, _, note = open_worker(
+        "torch", others.threads, ("load", data_file(data_name, X, y)),
+        ("set_model", list(model.coefs_), list(model.intercepts_), activations,
+         model.out_activation_))
+    return worker, [note] if note else []
+
+
 def run_predict(spec, data, quick, repeats, others):
     X, y = data.get("mnist-f32")
     params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=200)
     n_fit = min(len(X), 5000)
     models = {lib: fit_model(cls, X[:n_fit], y[:n_fit], params, 2)[1]
               for lib, cls in (("sklearn", SkMLP), ("cymlp", CyMLP))}
+    worker, worker_notes = torch_predictor(others, "mnist-f32", X, y, models["cymlp"])
     out = {}
 
     def timed(lib):
-        if lib == "torch":
-            tm = torch_model_from(models["cymlp"])
-            f = lambda: torch_predict_proba(tm, X)  # noqa: E731
-        else:
-            f = lambda: models[lib].predict_proba(X)  # noqa: E731
+        f = models[lib].predict_proba
 
         def run():
             start = time.perf_counter()
-            out[lib] = f()
+            out[lib] = f(X)
             return time.perf_counter() - start
-        run()  # warm-up
         return run
 
-    libs = ["sklearn", "cymlp"] + (["torch"] if others.torch else [])
-    runs = {lib: timed(lib) for lib in libs}
-    # The forward pass's products alone, each over all rows in one call (as
-    # sklearn makes them): sklearn / that bounds the speedup of any
-    # implementation doing these products on this BLAS.
+    runs = {lib: timed(lib) for lib in ("sklearn", "cymlp")}
+    if worker is not None:  # one call, timed in the worker
+        runs["torch"] = lambda: worker.call("time_predict", 1)
     cy = models["cymlp"]
-    floor = GemmFloor(X, [X.shape[1], *cy.hidden_layer_sizes, cy.n_outputs_], len(X),
-                      forward_only=True)
-    runs["floor"] = floor.epoch
-    times = interleaved(runs, repeats)
+    with worker or contextlib.nullcontext():
+        for run in runs.values():
+            run()  # warm-up
+        # The forward pass's products alone, each over all rows in one call (as
+        # sklearn makes them): sklearn / that bounds the speedup of any
+        # implementation doing these products on this BLAS.
+        floor = GemmFloor(X, [X.shape[1], *cy.hidden_layer_sizes, cy.n_outputs_], len(X),
+                          forward_only=True)
+        runs["floor"] = floor.epoch
+        times = interleaved(runs, repeats)
     floor_times = times.pop("floor")
     diff = float(np.max(np.abs(out["sklearn"] - out["cymlp"])))
     notes = [f"{len(X)} rows x {plural(repeats, 'repeat')}, models fitted 2 epochs on "
@@ -259,9 +323,30 @@ def run_predict(spec, data, quick, repeats, others):
              f"{out['cymlp'].dtype}",
              f"GEMM floor: the forward products over all rows "
              f"({floor.flops / 1e9:.2f} GFLOP, {floor.flops / min(floor_times) / 1e9:.1f} "
-             f"GFLOP/s); sk/floor bounds the speedup"]
+             f"GFLOP/s); sk/floor bounds the speedup", *worker_notes]
     return [Row(spec.name, "s/call", times, spec, floor=floor_times, exact_floor=floor_times,
                 notes=notes, sk_target=spec.sk_target)]
+
+
+def latency_run(block, seconds):
+    """A timed run of about ``seconds``: a block of back-to-back calls.
+
+    Parameters
+    ----------
+    block : callable
+        ``block(n)``: the seconds per call of ``n`` calls made back to back.
+    seconds : float
+        How long a run should take: the number of calls per block is chosen
+        from a first measurement (after 20 warm-up calls), at least 20.
+
+    Returns
+    -------
+    callable
+        A run: the seconds per call of one such block.
+    """
+    block(20)  # warm-up
+    n = max(20, int(seconds / block(50)))
+    return lambda: block(n)
 
 
 def run_latency(spec, data, quick, repeats, others):
@@ -269,36 +354,29 @@ def run_latency(spec, data, quick, repeats, others):
     params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=200)
     models = {lib: fit_model(cls, X, y, params, 5)[1]
               for lib, cls in (("sklearn", SkMLP), ("cymlp", CyMLP))}
+    worker, worker_notes = torch_predictor(others, "digits", X, y, models["cymlp"])
     x = np.ascontiguousarray(X[:1])
     block = 0.03 if quick else 0.1  # seconds per timed block of calls
 
-    def timed(lib):
-        if lib == "torch":
-            tm = torch_model_from(models["cymlp"])
-            f = lambda: torch_predict_proba(tm, x)  # noqa: E731
-        else:
-            f = models[lib].predict_proba
-            f = (lambda f: lambda: f(x))(f)
-        for _ in range(20):
-            f()
-        start = time.perf_counter()
-        for _ in range(50):
-            f()
-        n = max(20, int(block / ((time.perf_counter() - start) / 50)))
+    def calls(lib):
+        f = models[lib].predict_proba
 
-        def run():
+        def n_calls(n):
             start = time.perf_counter()
             for _ in range(n):
-                f()
+                f(x)
             return (time.perf_counter() - start) / n
-        return run
+        return n_calls
 
-    libs = ["sklearn", "cymlp"] + (["torch"] if others.torch else [])
-    times = interleaved({lib: timed(lib) for lib in libs}, repeats)
+    blocks = {lib: calls(lib) for lib in ("sklearn", "cymlp")}
+    if worker is not None:  # the block timed in the worker: the pipe's round trip is not
+        blocks["torch"] = lambda n: worker.call("time_predict", n, 1)
+    with worker or contextlib.nullcontext():
+        times = interleaved({lib: latency_run(b, block) for lib, b in blocks.items()},
+                            repeats)
     notes = [f"1x64 float64 row; mean per call over blocks of ~{block * 1e3:.0f} ms, "
-             f"{repeats} blocks per library, interleaved"]
+             f"{repeats} blocks per library, interleaved", *worker_notes]
     return [Row(spec.name, "s/call", times, spec, notes=notes, sk_target=spec.sk_target)]
-
 
 
 RUNNERS = {"train": run_train, "predict": run_predict, "latency": run_latency,

@@ -14,7 +14,8 @@ times a minibatch's optimizer step over every parameter, and nothing else:
   step also does, happen in sklearn's ``_backprop`` and are not counted here;
 * torch, when installed: ``opt.step()`` of the PyTorch loop's optimizer
   (fused Adam; SGD with Nesterov momentum; fused AdamW) over tensors of
-  those shapes.
+  those shapes, in a worker process (``suite/worker.py``, one per workload),
+  which times the same steps itself and answers with the seconds.
 
 scikit-learn has no AdamW: in the step-adamw rows its Adam step stands in,
 so their ratio says what the decoupled decay costs over sklearn's Adam.
@@ -43,11 +44,11 @@ import numpy as np
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 from .floors import StepFloor, count_params, layer_shapes
-from .libs import CYMLP_ERROR, torch
+from .libs import CYMLP_ERROR
 from .measure import interleaved
 from .report import plural
 from .rows import Row
-from .torch_ref import make_optimizer
+from .worker import open_worker
 
 # (row suffix, layer widths): the (100,) networks of mnist-* and digits-*
 NETWORKS = (("mnist", (784, 100, 10)), ("digits", (64, 100, 10)))
@@ -113,32 +114,26 @@ def sklearn_steps(floor, shapes):
     return run
 
 
-def torch_steps(floor, shapes):
-    """The same steps through the PyTorch loop's optimizer (``make_optimizer``).
+def torch_steps(worker, floor, shapes):
+    """The same steps through the PyTorch loop's optimizer, in ``worker``.
 
-    The parameters and the returned run are those of ``sklearn_steps``.
+    Parameters
+    ----------
+    worker : worker.Worker
+        A torch worker: it is handed the steps (``TorchLoop.set_steps``) now.
+    floor, shapes
+        As for ``sklearn_steps``: the same start values, gradient, solver,
+        number of steps and, for a ``-clip`` row, ``max_grad_norm``.
+
+    Returns
+    -------
+    callable
+        Asks the worker for a fresh timed run of the steps; returns its seconds.
     """
-    grads = [torch.from_numpy(g) for g in _split(floor.grad, shapes)]
-    n_weights = len(shapes) // 2  # layer_shapes: the weights, then the biases
-
-    def run():
-        params = [torch.from_numpy(p).requires_grad_()
-                  for p in _split(floor.params0.copy(), shapes)]
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt = make_optimizer(floor.solver, params[:n_weights], params[n_weights:],
-                             ALPHA / BATCH)
-        max_norm = floor.max_grad_norm
-        start = time.perf_counter()
-        if max_norm is None:
-            for _ in range(floor.n_batches):
-                opt.step()
-        else:
-            for _ in range(floor.n_batches):
-                torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
-                opt.step()
-        return time.perf_counter() - start
-    return run
+    worker.call("set_steps", floor.solver, _split(floor.params0, shapes),
+                _split(floor.grad, shapes), floor.n_batches, ALPHA / BATCH,
+                floor.max_grad_norm)
+    return lambda: worker.call("steps")
 
 
 def run_step(spec, data, quick, repeats, others):
@@ -155,7 +150,9 @@ def run_step(spec, data, quick, repeats, others):
     repeats : int
         Interleaved repeats per library.
     others : libs.Others
-        The other libraries: no torch column when ``others.torch`` is empty.
+        The other libraries: no torch column when ``others.torch`` is empty;
+        else torch steps in one worker process for all of the workload's
+        rows, on ``others.threads`` threads.
 
     Returns
     -------
@@ -165,42 +162,59 @@ def run_step(spec, data, quick, repeats, others):
     if CYMLP_ERROR is not None:  # the step is cymlp's compiled loop: nothing to time
         print(f"  {spec.name}: skipped, cymlp is not importable")
         return []
-    solver, dtype = spec.extra["solver"], spec.extra["dtype"]
-    rows = []
-    for net, units in NETWORKS:
-        shapes = layer_shapes(units)
-        n_params = count_params(units)
-        n_steps = max(10, PARAM_STEPS[quick] // n_params)
-        floor = StepFloor(n_params, dtype, solver, n_steps)
-        runs = {"sklearn": sklearn_steps(floor, shapes), "cymlp": floor.epoch}
-        if others.torch:
-            runs["torch"] = torch_steps(floor, shapes)
-        for path in quotient_paths(solver):
-            runs[path] = StepFloor(n_params, dtype, solver, n_steps, path=path).epoch
-        for run in runs.values():
-            run()  # warm-up: first-call costs, page faults
-        times = interleaved(runs, repeats)
-        per_param = {lib: [t / (n_steps * n_params) for t in ts]
-                     for lib, ts in times.items()}
-        shape_text = "-".join(map(str, units))
-        notes = [f"{shape_text} network, {n_steps} steps x {plural(repeats, 'repeat')}; "
-                 f"cymlp's call overhead subtracted: "
-                 f"{floor.overhead() / n_steps * 1e6:.2f} us per step"]
-        paths = {path: per_param.pop(path) for path in quotient_paths(solver)}
-        rows.append(Row(f"{spec.name}-{net}", "ns/param", per_param, spec, notes=notes,
-                        params=n_params))
-        if solver in CLIPPED:
-            rows.append(_clip_row(spec, net, units, n_steps, repeats, others.torch,
-                                  per_param["sklearn"]))
-        for path, times in paths.items():  # the sklearn column repeated, for its ratio
-            rows.append(Row(f"{spec.name}-{net}-{path}", "ns/param",
-                            {"sklearn": per_param["sklearn"], "cymlp": times}, spec,
-                            notes=[f"Adam's quotient by the {path} path, forced"],
-                            params=n_params))
+    worker, _, note = (open_worker("torch", others.threads) if others.torch
+                       else (None, [], None))
+    try:
+        rows = [row for net, units in NETWORKS
+                for row in _network_rows(spec, net, units, quick, repeats, worker)]
+    finally:
+        if worker is not None:
+            worker.close()
+    if note:
+        rows[0].notes.append(note)
     return rows
 
 
-def _clip_row(spec, net, units, n_steps, repeats, use_torch, sklearn_times):
+def _network_rows(spec, net, units, quick, repeats, worker):
+    """``run_step``'s rows for one network of ``NETWORKS``: the plain step,
+    its ``-clip`` twin, and one per way to Adam's quotient.
+
+    ``worker``: the torch worker, or None for no torch column.
+    """
+    solver, dtype = spec.extra["solver"], spec.extra["dtype"]
+    shapes = layer_shapes(units)
+    n_params = count_params(units)
+    n_steps = max(10, PARAM_STEPS[quick] // n_params)
+    floor = StepFloor(n_params, dtype, solver, n_steps)
+    runs = {"sklearn": sklearn_steps(floor, shapes), "cymlp": floor.epoch}
+    if worker is not None:
+        runs["torch"] = torch_steps(worker, floor, shapes)
+    for path in quotient_paths(solver):
+        runs[path] = StepFloor(n_params, dtype, solver, n_steps, path=path).epoch
+    for run in runs.values():
+        run()  # warm-up: first-call costs, page faults
+    times = interleaved(runs, repeats)
+    per_param = {lib: [t / (n_steps * n_params) for t in ts]
+                 for lib, ts in times.items()}
+    shape_text = "-".join(map(str, units))
+    notes = [f"{shape_text} network, {n_steps} steps x {plural(repeats, 'repeat')}; "
+             f"cymlp's call overhead subtracted: "
+             f"{floor.overhead() / n_steps * 1e6:.2f} us per step"]
+    paths = {path: per_param.pop(path) for path in quotient_paths(solver)}
+    rows = [Row(f"{spec.name}-{net}", "ns/param", per_param, spec, notes=notes,
+                params=n_params)]
+    if solver in CLIPPED:
+        rows.append(_clip_row(spec, net, units, n_steps, repeats, worker,
+                              per_param["sklearn"]))
+    for path, times in paths.items():  # the sklearn column repeated, for its ratio
+        rows.append(Row(f"{spec.name}-{net}-{path}", "ns/param",
+                        {"sklearn": per_param["sklearn"], "cymlp": times}, spec,
+                        notes=[f"Adam's quotient by the {path} path, forced"],
+                        params=n_params))
+    return rows
+
+
+def _clip_row(spec, net, units, n_steps, repeats, worker, sklearn_times):
     """The ``-clip`` row: the step after clipping by the global norm.
 
     The gradients (random, of norm about 0.1 x sqrt(parameters) / 32 over
@@ -211,8 +225,8 @@ def _clip_row(spec, net, units, n_steps, repeats, use_torch, sklearn_times):
     n_params = count_params(units)
     floor = StepFloor(n_params, dtype, solver, n_steps, max_grad_norm=MAX_GRAD_NORM)
     runs = {"cymlp": floor.epoch}
-    if use_torch:
-        runs["torch"] = torch_steps(floor, layer_shapes(units))
+    if worker is not None:
+        runs["torch"] = torch_steps(worker, floor, layer_shapes(units))
     for run in runs.values():
         run()
     times = interleaved(runs, repeats)

@@ -10,19 +10,20 @@ benchmarks/README.md, "The PyTorch loop"):
   system's compiler), so that the backward pass is compiled too. Compiling
   happens in the warm-up fit, once per batch shape, and is not timed.
 
-The training rows run the loop in a worker process (``TorchLoop``, through
+Everything here runs in a worker process (``TorchLoop``, through
 ``suite/worker.py``), so that PyTorch's threads are not in the suite's
-process; the prediction, memory and step rows call it in the suite's process.
+process: the training loop, and for the other rows a prediction of given
+weights (``torch_model``), the optimizer steps alone (``TorchLoop.steps``)
+and the peak memory of a fit (``TorchLoop.fit_rss``). The suite's process
+never imports this module (nor torch).
 """
 
 import time
 
 import numpy as np
+import torch  # not through .libs: the worker process imports neither cymlp nor sklearn
 
-try:  # not through .libs: the worker process imports neither cymlp nor sklearn
-    import torch
-except ImportError:
-    torch = None
+from .rss import rss_growth
 
 
 def _forward_loss(model, loss_fn, xb, yb):
@@ -160,51 +161,82 @@ def warm_compiled(X, y, params):
     return None
 
 
-def keep_faster_torch(times, compile_error=None):
-    """Keep the faster torch variant's times under ``times["torch"]``.
+# sklearn's hidden activations by name, as torch modules
+_HIDDEN = {"identity": torch.nn.Identity, "logistic": torch.nn.Sigmoid,
+           "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
+
+
+def torch_model(coefs, intercepts, activations):
+    """A torch ``nn.Sequential`` holding an MLP's fitted weights.
 
     Parameters
     ----------
-    times : dict
-        Library -> seconds per repeat, with the eager loop under "torch" and
-        the compiled one under "torch-compiled"; changed in place: the
-        faster one's times end under "torch", and "torch-compiled" goes.
-    compile_error : str or None
-        What ``warm_compiled`` returned.
+    coefs, intercepts : list of ndarray
+        An estimator's ``coefs_`` and ``intercepts_``: weights of shape
+        (inputs, outputs) and biases, one of each per layer, all of one dtype.
+    activations : list of str
+        The hidden layers' activations (one per hidden layer, scikit-learn's
+        names); the output layer's logits are left to ``torch_predict_proba``.
 
     Returns
     -------
-    variant : {"eager", "compiled"} or None
-        Which loop the torch column shows (None: torch was not timed).
-    note : str or None
-        A line for the row's notes: both times, or why there is no compiled one.
+    torch.nn.Sequential
     """
-    from .report import fmt_time
+    layers = []
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.from_numpy(W).dtype)
+        with torch.no_grad():
+            # torch keeps (outputs, inputs): the transpose of scikit-learn's layout
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(activations):
+            layers.append(_HIDDEN[activations[i]]())
+    return torch.nn.Sequential(*layers)
 
-    if "torch" not in times:
-        return None, None
-    if compile_error is not None:
-        return "eager", f"torch.compile failed, torch column eager: {compile_error}"
-    compiled = times.pop("torch-compiled", None)
-    if compiled is None:
-        return "eager", None
-    eager = times["torch"]
-    variant = "compiled" if min(compiled) < min(eager) else "eager"
-    times["torch"] = compiled if variant == "compiled" else eager
-    return variant, (f"torch: eager {fmt_time(min(eager), 's/epoch')}, torch.compile "
-                     f"{fmt_time(min(compiled), 's/epoch')} (compiling not timed: done "
-                     f"in the warm-up); the torch column is {variant}")
+
+def torch_predict_proba(model, X, out_activation="softmax"):
+    """``predict_proba`` of ``model`` on the ndarray X, as scikit-learn computes it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        From ``torch_model``.
+    X : ndarray of shape (n_samples, n_features)
+        Of the model's dtype.
+    out_activation : {"softmax", "logistic"}
+        The estimator's ``out_activation_``: for "logistic" (two classes, one
+        output) the columns are ``1 - p`` and ``p``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_classes)
+    """
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(X))
+        if out_activation == "softmax":
+            return torch.softmax(logits, dim=1).numpy()
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1).numpy()
 
 
 class TorchLoop:
-    """The worker's side of the training rows (``suite/worker.py``): the loop
-    on ``threads`` threads (``torch.set_num_threads``)."""
+    """The worker's side of every row's torch column (``suite/worker.py``),
+    on ``threads`` threads (``torch.set_num_threads``).
+
+    Each method is a request the suite can make. Training: ``load``,
+    ``warm``, ``fit``. Prediction and latency: ``load``, ``set_model``, then
+    ``time_predict`` (and ``predict_proba``, untimed). Optimizer steps:
+    ``set_steps``, then ``steps`` (and ``stepped_params``). Peak memory:
+    ``load``, ``warm``, ``fit_rss``. The timed requests time themselves and
+    answer with seconds.
+    """
 
     def __init__(self, threads):
         torch.set_num_threads(threads)
 
     def info(self):
-        return {"version": torch.__version__, "threads": torch.get_num_threads(),
+        return {"version": str(torch.__version__), "threads": torch.get_num_threads(),
                 "mkl": torch.backends.mkl.is_available()}
 
     def load(self, X, y):
@@ -223,23 +255,73 @@ class TorchLoop:
     def fit(self, params, epochs, variant="eager"):
         return (torch_fit(self.X, self.y, params, epochs, compiled=variant == "compiled"),)
 
+    def fit_rss(self, params, epochs):
+        """The growth of this process's peak RSS during one ``torch_fit`` on
+        the loaded data, in bytes (``rss.rss_growth``; None without /proc)."""
+        return rss_growth(lambda: torch_fit(self.X, self.y, params, epochs))
 
-def torch_model_from(est):
-    """A torch nn.Sequential with the fitted weights of an sklearn-like MLP."""
-    nn = torch.nn
-    layers = []
-    L = len(est.coefs_)
-    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
-        lin = nn.Linear(W.shape[0], W.shape[1], dtype=torch.from_numpy(W).dtype)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if i < L - 1:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    def set_model(self, coefs, intercepts, activations, out_activation):
+        """The model of the prediction requests: ``torch_model``'s, from these weights."""
+        self.model = torch_model(coefs, intercepts, activations)
+        self.out_activation = out_activation
 
+    def predict_proba(self, rows=None):
+        """The model's probabilities on the loaded X's first ``rows`` rows (None: all)."""
+        return torch_predict_proba(self.model, self.X[:rows], self.out_activation)
 
-def torch_predict_proba(model, X):
-    with torch.inference_mode():
-        return torch.softmax(model(torch.from_numpy(X)), dim=1).numpy()
+    def time_predict(self, n, rows=None):
+        """Seconds per call of ``n`` back-to-back ``predict_proba`` calls on
+        the loaded X's first ``rows`` rows (None: all), timed here, so that
+        the pipe's round trip is not."""
+        X = np.ascontiguousarray(self.X[:rows])
+        model, out = self.model, self.out_activation
+        start = time.perf_counter()
+        for _ in range(n):
+            torch_predict_proba(model, X, out)
+        return (time.perf_counter() - start) / n
+
+    def set_steps(self, solver, params, grads, n_batches, weight_decay, max_grad_norm=None):
+        """The optimizer steps of the step requests.
+
+        Parameters
+        ----------
+        solver : {"adam", "adamw", "sgd"}
+            The optimizer, ``make_optimizer``'s.
+        params, grads : list of ndarray
+            The start values and the gradient, the weights first, then the
+            biases (``floors.layer_shapes``' order); every run starts from
+            ``params`` afresh and steps with ``grads``.
+        n_batches : int
+            Steps per timed run.
+        weight_decay : float
+            scikit-learn's L2 term, ``make_optimizer``'s (``alpha / batch rows``).
+        max_grad_norm : float or None
+            Clip the gradient to this global norm before every step
+            (``clip_grad_norm_``); None: no clipping.
+        """
+        self.step_setup = (solver, params, [torch.from_numpy(g) for g in grads],
+                           n_batches, weight_decay, max_grad_norm)
+
+    def steps(self):
+        """One timed run of ``set_steps``' steps; its seconds."""
+        solver, start_values, grads, n_batches, weight_decay, max_norm = self.step_setup
+        params = [torch.from_numpy(p.copy()).requires_grad_() for p in start_values]
+        for p, g in zip(params, grads):
+            p.grad = g
+        n_weights = len(params) // 2
+        opt = make_optimizer(solver, params[:n_weights], params[n_weights:], weight_decay)
+        start = time.perf_counter()
+        if max_norm is None:
+            for _ in range(n_batches):
+                opt.step()
+        else:
+            for _ in range(n_batches):
+                torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+                opt.step()
+        elapsed = time.perf_counter() - start
+        self.stepped = params
+        return elapsed
+
+    def stepped_params(self):
+        """The parameters after the last ``steps`` run, as ndarrays."""
+        return [p.detach().numpy().copy() for p in self.stepped]

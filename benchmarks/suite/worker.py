@@ -1,22 +1,27 @@
-"""Another library's training loop in a process of its own (PyTorch, JAX).
+"""Another library's code in a process of its own (PyTorch, JAX).
 
 Why: a library's threads do not stop when its call returns. PyTorch's OpenMP
-threads spin for a while after each epoch, XLA keeps a pool of its own; in
+threads spin for a while after each call, XLA keeps a pool of its own; in
 the suite's process those threads compete with the next timed fit, whose
 engine then finds a busy machine (benchmarks/RESULTS.md, 2026-12-04: cymlp's
 thread scaling fell from 1.81x to 1.49x next to PyTorch). In a worker process
 they are still on the same cores, as any other program would be, but no
-longer in cymlp's or scikit-learn's process.
+longer in cymlp's or scikit-learn's process. No torch or jax code runs in
+the suite's process: every row that times them (training, prediction,
+latency, the optimizer steps, peak memory) asks a worker.
 
-The suite's side is ``Worker``: one per library and training row, started
-before the row's warm-up and closed after its repeats, so that its timed
-fits interleave with the other libraries' as before. The worker's side is
-``serve`` (``python -m suite.worker LIB THREADS``): it reads pickled
-requests ``(name, *args)`` from stdin and answers ``(ok, value)`` on stdout;
-anything the library prints goes to stderr.
+The suite's side is ``Worker``: one per library and row, started before the
+row's warm-up and closed after its repeats, so that its timed runs
+interleave with the other libraries' as before; the worker times each run
+itself and answers with seconds, so the pipe's round trip is not timed.
+The worker's side is ``serve`` (``python -m suite.worker LIB THREADS``): it
+reads pickled requests ``(name, *args)`` from stdin and answers ``(ok,
+value)`` on stdout; anything the library prints goes to stderr. The
+requests are the methods of the library's loop (``torch_ref.TorchLoop``,
+``jax_ref.JaxLoop``), and "quit".
 
-X reaches a worker as a ``.npy`` file written once per data set and run
-(``data_file``), read by the worker before the timed fits.
+X reaches a worker as a ``.npz`` file written once per data set and run
+(``data_file``), read by the worker before the timed runs.
 """
 
 import atexit
@@ -52,7 +57,7 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """A worker process running ``lib``'s loop ("torch" or "jax") on ``threads`` threads.
+    """A worker process running ``lib``'s code ("torch" or "jax") on ``threads`` threads.
 
     torch: ``torch.set_num_threads(threads)``. jax: with ``threads == 1``,
     XLA's CPU client on one thread (``XLA_FLAGS``); otherwise XLA's default,
@@ -101,6 +106,39 @@ class Worker:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def open_worker(lib, threads, *requests):
+    """Start ``lib``'s worker and make ``requests`` of it, in order.
+
+    Parameters
+    ----------
+    lib : {"torch", "jax"}
+    threads : int
+        The worker's threads (see ``Worker``).
+    *requests : tuple
+        ``(name, *args)`` each, as ``Worker.call`` takes them: loading the
+        row's data, warming up.
+
+    Returns
+    -------
+    worker : Worker or None
+        None when starting it or a request failed (the worker is then closed).
+    answers : list
+        The requests' values.
+    note : str or None
+        When the worker failed, the line for the row's notes: no column for
+        ``lib``, and why.
+    """
+    worker = None
+    try:
+        worker = Worker(lib, threads)
+        answers = [worker.call(*request) for request in requests]
+    except WorkerError as exc:
+        if worker is not None:
+            worker.close()
+        return None, [], f"{lib} worker failed, no {lib} column: {exc}"
+    return worker, answers, None
 
 
 def _loop(lib, threads):
