@@ -2,6 +2,7 @@
 scikit-learn's training: one epoch, same initial weights and batches, float64.
 Skips without jax (the suite's JAX column is optional, as is jax)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def test_worker_process_answers():
     with Worker("jax", 1) as w:
         assert w.info["backend"] == "cpu"
         assert w.call("check") < 1e-10
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two usable CPUs")
+def test_one_thread_worker_runs_on_one_cpu():
+    # XLA ignores thread-count flags; the worker pins itself instead (its
+    # own sched_getaffinity, read inside the worker after the pinning)
+    from suite.worker import Worker
+
+    with Worker("jax", 1) as w:
+        assert w.info["cpus"] == 1

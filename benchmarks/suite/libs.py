@@ -43,8 +43,8 @@ class Others:
     column), ``("eager",)`` or ``("eager", "compiled")`` (training rows only;
     the other rows time torch eager whenever it is not empty). ``jax``:
     whether the training rows time the JAX loop. ``threads``: the threads of
-    their worker processes (torch.set_num_threads; XLA on one thread or its
-    default).
+    their worker processes (torch.set_num_threads; the JAX worker pinned to
+    that many CPUs when fewer than it has, else XLA's default).
     """
 
     torch: tuple = ()

@@ -209,7 +209,7 @@ def jax_header_lines(others):
         return [f"jax: the worker failed ({exc}); the jax column will be empty"]
     ok = worst < 1e-10
     return [f"jax {info['version']} ({info['backend']}) in worker processes, "
-            + ("XLA on one thread" if others.threads == 1 else "XLA's default threads")
+            + xla_threads(info.get("cpus"), others.threads)
             + "; training rows only",
             f"jax loop checked: one epoch vs scikit-learn's MLPClassifier from the same "
             f"weights and batches (float64, adam and sgd): max relative difference "
@@ -265,6 +265,18 @@ def print_header(args, threads, others):
     if CYMLP_ERROR is not None:
         print(f"WARNING: cymlp is not importable ({CYMLP_ERROR}); timing sklearn against "
               "ITSELF: the 'cymlp' column is sklearn, ratios should be ~1.")
+
+
+def xla_threads(cpus, threads):
+    """How many CPUs the JAX worker's XLA ran on (``cpus``, from the worker;
+    None: unknown), for the header, against the ``threads`` asked for."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cpus is None:
+        return "XLA's default threads" + (
+            f" (not held to {threads}: no CPU affinity here)" if threads < (usable or 0) else "")
+    if cpus < (usable or 0):
+        return f"XLA pinned to {plural(cpus, 'CPU')}"
+    return f"XLA's default threads ({plural(cpus, 'CPU')})"
 
 
 def list_workloads(quick):

@@ -59,9 +59,13 @@ class WorkerError(RuntimeError):
 class Worker:
     """A worker process running ``lib``'s code ("torch" or "jax") on ``threads`` threads.
 
-    torch: ``torch.set_num_threads(threads)``. jax: with ``threads == 1``,
-    XLA's CPU client on one thread (``XLA_FLAGS``); otherwise XLA's default,
-    every core.
+    torch: ``torch.set_num_threads(threads)``. jax: XLA has no setting that
+    holds its CPU client to a number of threads (``--xla_cpu_multi_thread_eigen=false``
+    alone still left a "one-thread" worker busy on 1.8 cores here, faster than
+    the one-thread FLOP limit), so with fewer threads than usable CPUs the
+    worker pins itself to that many CPUs (``pin_cpus``); otherwise XLA's
+    default, every core. jax's ``info["cpus"]``: how many CPUs the worker may
+    run on (None: unknown).
     """
 
     def __init__(self, lib, threads):
@@ -70,8 +74,7 @@ class Worker:
                                             if p)
         if lib == "jax" and threads == 1:
             env["XLA_FLAGS"] = " ".join(f for f in (
-                env.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false",
-                "intra_op_parallelism_threads=1") if f)
+                env.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false") if f)
         self.lib = lib
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "suite.worker", lib, str(threads)],
@@ -155,7 +158,31 @@ def _loop(lib, threads):
     raise ValueError(lib)
 
 
+def usable_cpus():
+    """The CPUs this process may run on (None where the OS does not say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return None
+
+
+def pin_cpus(threads):
+    """Hold this process and the threads it starts from now on to the first
+    ``threads`` of its usable CPUs, when that is fewer than it has (Linux:
+    ``sched_setaffinity``; elsewhere nothing). Returns how many CPUs it may
+    then run on, or None where that is unknown."""
+    cpus = usable_cpus()
+    if cpus is None:
+        return None
+    if threads < len(cpus) and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus[:max(threads, 1)])
+        cpus = usable_cpus()
+    return len(cpus)
+
+
 def serve(lib, threads):
+    # before the library starts its thread pools, which keep the mask they
+    # are created with
+    cpus = pin_cpus(threads) if lib == "jax" else None
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what the library prints goes to stderr, not into the answers
     inp = sys.stdin.buffer
@@ -182,6 +209,8 @@ def serve(lib, threads):
                 value = check_one_epoch()
             else:
                 value = getattr(loop, name)(*args)
+            if name == "info" and lib == "jax":
+                value = dict(value, cpus=cpus)
             answer = (True, value)
         except Exception as exc:  # noqa: BLE001 - reported to the suite, which goes on
             lines = str(exc).strip().splitlines()
