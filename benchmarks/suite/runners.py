@@ -227,7 +227,8 @@ def run_train(spec, data, quick, repeats, others):
             f"the engine's products alone, in the chunks that keep its bits, on "
             f"{plural(threads, 'thread')}: {fmt_time(min(chunk_times), 's/epoch')} = "
             f"{min(chunk_times) / min(limit_times):.2f}x the FLOP limit; with the optimizer "
-            f"steps split over the threads: {min(chunk_bound) / min(limit_times):.2f}x, "
+            f"steps{' split over the threads' if threads > 1 else ''}: "
+            f"{min(chunk_bound) / min(limit_times):.2f}x, "
             f"the least cymlp / FLOP limit these chunks allow")
     if one_thread_times:
         notes.append(f"cymlp thread scaling: one thread {fmt_time(min(one_thread_times), 's/epoch')}"
