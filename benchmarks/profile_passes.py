@@ -8,7 +8,7 @@ turn on), and prints milliseconds per epoch in each kind of work, as thread 0
 the same epoch's matrix products alone, through the engine's BLAS: whole (one
 call a product, the GEMM floor), cut into the engine's chunks (what the
 chunks' repacking of shared operands adds), and those chunks on two threads
-side by side (each thread half the minibatches).
+side by side (each thread half the minibatches: the suite's ``EngineProducts``).
 
 Run: ``python benchmarks/profile_passes.py [--rows 20000] [--epochs 3]
 [--repeats 3]``. Each configuration is fitted ``repeats`` times, the
@@ -18,7 +18,6 @@ every epoch of the two-thread rows whatever the machine's load.
 """
 
 import argparse
-import threading
 import time
 import warnings
 
@@ -26,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from common import load_average, make_mnist_like
+from suite.floors import EngineProducts
 
 import cymlp
 from cymlp._engine import _testing
@@ -66,24 +66,16 @@ def fit(X, y, epochs, threads):
 
 def products(rows, dtype, threads, chunked):
     """Seconds of one epoch's products (rows // BATCH minibatches): on one
-    thread (forward, deltas, weight gradients, all), on `threads` threads
-    side by side, each running its share of the minibatches (all: the wall
-    time)."""
-    batches = rows // BATCH
+    thread (forward, deltas, weight gradients, all); on `threads` threads,
+    the engine's chunks side by side as the benchmark suite's bound times
+    them (``EngineProducts``: each thread its share of the minibatches, the
+    slowest thread's time)."""
     units = [784, *HIDDEN, 10]
     if threads == 1:
-        parts = _testing._products(units, BATCH, batches, dtype, chunked)
+        parts = _testing._products(units, BATCH, rows // BATCH, dtype, chunked)
         return (*parts, sum(parts))
-    share = [batches * t // threads for t in range(threads + 1)]
-    workers = [threading.Thread(target=_testing._products,
-                                args=(units, BATCH, share[t + 1] - share[t], dtype, chunked))
-               for t in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return (time.perf_counter() - start,)
+    assert chunked, "side by side, only the engine's chunks are timed"
+    return (EngineProducts(units, rows - rows % BATCH, BATCH, dtype, threads).epoch(),)
 
 
 def ms(seconds, epochs):

@@ -104,3 +104,19 @@ def test_limit_bound_is_the_chunks_over_the_limit():
               limit=[1.1, 1.0], chunk_bound=[1.3, 1.2])
     assert row.limit_bound() == pytest.approx(1.2)
     assert Row("x", "s/epoch", {"cymlp": [1.0]}, spec, limit=[1.0]).limit_bound() is None
+
+
+def test_missed_target_lines_name_the_bound_and_its_verdict():
+    from suite.report import bound_clause
+
+    why = "unreachable with the chunks that keep the bits"
+    # a multiple of a limit: the bound must stay below the target to be reachable
+    assert bound_clause("chunk bound", None, 1.4, "<", False, why) == ""
+    assert bound_clause("chunk bound", 1.36, 1.4, "<", False, why) == "; chunk bound 1.36x"
+    assert (bound_clause("chunk bound", 1.45, 1.4, "<", False, why)
+            == "; chunk bound 1.45x > target: " + why)
+    assert bound_clause("chunk bound", 1.45, 1.4, "<", True, why).endswith(
+        "> target (--quick: single timings, too noisy to judge)")
+    # a speedup: the bound must reach the target
+    assert bound_clause("exact bound", 2.6, 2.5, ">", False, "x") == "; exact bound 2.60x"
+    assert bound_clause("exact bound", 1.97, 2.5, ">", False, "x") == "; exact bound 1.97x < target: x"

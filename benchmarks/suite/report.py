@@ -7,6 +7,7 @@ from common import blas_report, load_average, machine_lines, versions_line
 
 from .libs import CYMLP_ERROR, HAVE_TORCH, cymlp, torch_version
 from .specs import MNIST_ROWS, SPECS, WIDE_ROWS
+from .worker import usable_cpus
 
 
 def plural(n, word):
@@ -69,6 +70,27 @@ def print_step_table(rows):
     print_notes(rows, 20)
 
 
+def bound_clause(name, bound, target, better, quick, why):
+    """The clause a missed target's line gives its measured bound: empty
+    without a bound, the bound alone when it leaves the target within reach,
+    and why not when it does not.
+
+    ``better`` is how a value beats the target: ">" for a speedup (the bound
+    must reach the target), "<" for a multiple of a limit (it must stay
+    below it).
+    """
+    if bound is None:
+        return ""
+    clause = f"; {name} {bound:.2f}x"
+    reachable = bound >= target if better == ">" else bound <= target
+    if reachable:
+        return clause
+    beyond = "<" if better == ">" else ">"
+    if quick:
+        return f"{clause} {beyond} target (--quick: single timings, too noisy to judge)"
+    return f"{clause} {beyond} target: {why}"
+
+
 def print_results(rows, mem_rows, quick=False):
     step_rows = [r for r in rows if r.unit == "ns/param"]
     rows = [r for r in rows if r.unit != "ns/param"]
@@ -110,28 +132,18 @@ def print_results(rows, mem_rows, quick=False):
         if sk_ok == "MISS":
             bound = r.exact_bound() if r.baseline == "sklearn" else None
             misses.append(f"{r.name}: speedup {ratio:.2f}x, target >={r.sk_target:g}x "
-                          f"({ratio / r.sk_target - 1:+.0%})" + (
-                              "" if bound is None else
-                              f"; exact bound {bound:.2f}x" + (
-                                  "" if bound >= r.sk_target else
-                                  " < target (--quick: single timings, too noisy to "
-                                  "judge)" if quick else
-                                  " < target: unreachable with sklearn's arithmetic "
-                                  "on this BLAS")))
+                          f"({ratio / r.sk_target - 1:+.0%})"
+                          + bound_clause("exact bound", bound, r.sk_target, ">", quick,
+                                         "unreachable with sklearn's arithmetic on this BLAS"))
         if fl_ok == "MISS":
             misses.append(f"{r.name}: {floor_x:.2f}x the GEMM floor, target "
                           f"<={r.spec.floor_target:g}x")
         if li_ok == "MISS":
-            lb = r.limit_bound()
             misses.append(f"{r.name}: {limit_x:.2f}x the FLOP limit, target "
-                          f"<={r.spec.limit_target:g}x" + (
-                              "" if lb is None else
-                              f"; bound of the engine's chunks {lb:.2f}x" + (
-                                  "" if lb <= r.spec.limit_target else
-                                  " > target (--quick: single timings, too noisy to "
-                                  "judge)" if quick else
-                                  " > target: unreachable with the chunks that keep "
-                                  "the bits")))
+                          f"<={r.spec.limit_target:g}x"
+                          + bound_clause("bound of the engine's chunks", r.limit_bound(),
+                                         r.spec.limit_target, "<", quick,
+                                         "unreachable with the chunks that keep the bits"))
         if to_ok == "MISS":
             misses.append(f"{r.name}: torch/cymlp {torch_x:.2f}x: PyTorch is faster")
         if jx_ok == "MISS":
@@ -270,7 +282,8 @@ def print_header(args, threads, others):
 def xla_threads(cpus, threads):
     """How many CPUs the JAX worker's XLA ran on (``cpus``, from the worker;
     None: unknown), for the header, against the ``threads`` asked for."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus_here = usable_cpus()
+    usable = len(cpus_here) if cpus_here is not None else os.cpu_count()
     if cpus is None:
         return "XLA's default threads" + (
             f" (not held to {threads}: no CPU affinity here)" if threads < (usable or 0) else "")

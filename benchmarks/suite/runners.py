@@ -49,8 +49,18 @@ def busy_machine_decisions():
     return _testing._contention(), _testing._contention_episode()[2]
 
 
-def flop_limit(X, units):
+def flop_limit(X, units, threads):
     """The FLOP limit of a training epoch on X, as interleaved runs.
+
+    Parameters
+    ----------
+    X : ndarray
+        The training data (its rows and dtype).
+    units : sequence of int
+        The layer widths, input to output.
+    threads : int or None
+        The engine's thread count (``engine_threads()``, the same count the
+        row's chunk bound uses); None without cymlp.
 
     Returns
     -------
@@ -64,7 +74,6 @@ def flop_limit(X, units):
         (limit times, scipy limit times) -> the row's note.
     """
     flops = epoch_flops(units, len(X))
-    threads = engine_threads()
     engine = GemmRate(X.dtype, "engine", threads) if threads else None
     scipy = GemmRate(X.dtype, "scipy")
     runs = {"limit": lambda: flops / (engine or scipy).rate(),
@@ -162,11 +171,11 @@ def run_train(spec, data, quick, repeats, others):
     batch = min(params["batch_size"], len(X))
     floor = GemmFloor(X, units, batch)
     floor.epoch()
-    limit_runs, describe_limit = flop_limit(X, units)
+    threads = engine_threads()
+    limit_runs, describe_limit = flop_limit(X, units, threads)
     n_params = count_params(units)
     step = (StepFloor(n_params, X.dtype, params.get("solver", "adam"), -(-len(X) // batch))
             if CYMLP_ERROR is None else None)
-    threads = engine_threads()
     chunks = (EngineProducts(units, len(X), batch, X.dtype, threads)
               if step is not None and threads else None)
 
