@@ -120,3 +120,9 @@ def test_missed_target_lines_name_the_bound_and_its_verdict():
     # a speedup: the bound must reach the target
     assert bound_clause("exact bound", 2.6, 2.5, ">", False, "x") == "; exact bound 2.60x"
     assert bound_clause("exact bound", 1.97, 2.5, ">", False, "x") == "; exact bound 1.97x < target: x"
+
+
+def test_large_training_specs_carry_the_scaling_target():
+    targets = {s.name: s.scaling_target for s in SPECS if s.kind == "train"}
+    assert targets == {"digits-b32": None, "digits-b200": None, "cancer-sgd-b1": None,
+                       "mnist-f64": 1.7, "mnist-f32": 1.7, "wide-f32": 1.7}

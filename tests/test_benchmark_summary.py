@@ -38,3 +38,19 @@ def test_docs_include_quotes_the_step_rows():
     results = summary.load()
     assert ".. |adam-divider-f64| replace:: " in summary.docs_substitutions(results)
     assert ".. list-table::" in summary.docs_table(results)
+
+
+def test_scaling_cells_judge_the_large_rows_against_their_own_target():
+    cell = _summary().scaling_cell
+    assert cell({"scaling": None}) == ""
+    assert cell({"scaling": 1.02, "scaling_target": None}) == "1.02x (serial by design)"
+    assert cell({"scaling": 1.66, "scaling_target": 1.7}) == "1.66x (>= 1.7x: missed)"
+    assert (cell({"scaling": 1.88, "scaling_target": 1.7, "products_scaling": 1.81})
+            == "1.88x (>= 1.7x: met; products 1.81x)")
+
+
+def test_large_rows_carry_the_issues_scaling_target():
+    # issue #24: cymlp's own two-thread scaling >= 1.7x on every large row
+    rows = {r["name"]: r for r in _summary().load()["rows"]}
+    assert {n: rows[n].get("scaling_target") for n in ("mnist-f64", "mnist-f32", "wide-f32")} \
+        == {"mnist-f64": 1.7, "mnist-f32": 1.7, "wide-f32": 1.7}

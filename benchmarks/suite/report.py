@@ -144,6 +144,12 @@ def print_results(rows, mem_rows, quick=False):
                           + bound_clause("bound of the engine's chunks", r.limit_bound(),
                                          r.spec.limit_target, "<", quick,
                                          "unreachable with the chunks that keep the bits"))
+        if verdict(r.scaling, r.spec.scaling_target) == "MISS":
+            misses.append(f"{r.name}: thread scaling {r.scaling:.2f}x, target "
+                          f">={r.spec.scaling_target:g}x"
+                          + bound_clause("the engine's chunked products alone scale",
+                                         r.products_scaling, r.spec.scaling_target, ">", quick,
+                                         "the products themselves scale less on these threads"))
         if to_ok == "MISS":
             misses.append(f"{r.name}: torch/cymlp {torch_x:.2f}x: PyTorch is faster")
         if jx_ok == "MISS":
@@ -304,6 +310,8 @@ def list_workloads(quick):
             targets.append(f"<={s.floor_target:g}x GEMM floor")
         if s.limit_target:
             targets.append(f"<={s.limit_target:g}x FLOP limit")
+        if s.scaling_target:
+            targets.append(f"thread scaling >={s.scaling_target:g}x")
         if s.torch_target:
             targets.append("faster than torch")
         if s.jax_target:
@@ -346,6 +354,8 @@ def write_json(path, rows, threads):
                 "jax_over_cymlp": num(r.jax_ratio()),
                 "torch_variant": r.torch_variant,
                 "scaling": num(r.scaling),
+                "scaling_target": num(r.spec.scaling_target),
+                "products_scaling": num(r.products_scaling),
             }
             for r in rows
         ],

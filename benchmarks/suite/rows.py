@@ -22,6 +22,7 @@ class Row:
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
     params: int = None        # step-* rows: how many parameters one step updates
     scaling: float = None     # training rows: cymlp on one OpenMP thread / as set
+    products_scaling: float = None  # the engine's chunked products alone: one thread / as set
 
     def best(self, lib):
         t = self.times.get(lib)

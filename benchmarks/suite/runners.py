@@ -178,6 +178,10 @@ def run_train(spec, data, quick, repeats, others):
             if CYMLP_ERROR is None else None)
     chunks = (EngineProducts(units, len(X), batch, X.dtype, threads)
               if step is not None and threads else None)
+    # the same products on one thread: how far they scale themselves, beside
+    # cymlp's own scaling (two threads share the memory's bandwidth)
+    chunks_1t = (EngineProducts(units, len(X), batch, X.dtype, 1)
+                 if chunks is not None and threads > 1 and spec.scaling_target else None)
 
     models = {}
 
@@ -201,6 +205,8 @@ def run_train(spec, data, quick, repeats, others):
         runs["step"] = step.epoch
     if chunks is not None:
         runs["chunks"] = chunks.epoch
+    if chunks_1t is not None:
+        runs["chunks-1t"] = chunks_1t.epoch
     busy_machine_decisions()  # from here on
     with contextlib.ExitStack() as stack:
         for wk in workers.values():
@@ -211,6 +217,7 @@ def run_train(spec, data, quick, repeats, others):
     limit_times, limit_scipy_times = times.pop("limit"), times.pop("limit-scipy")
     step_times = times.pop("step", None)
     chunk_times = times.pop("chunks", None)
+    chunk_1t_times = times.pop("chunks-1t", None)
     one_thread_times = times.pop("cymlp-1t", None)
     torch_variant, torch_note = keep_faster_torch(times, compile_error)
     sk, cy = models["sklearn"], models["cymlp"]
@@ -239,10 +246,19 @@ def run_train(spec, data, quick, repeats, others):
             f"steps{' split over the threads' if threads > 1 else ''}: "
             f"{min(chunk_bound) / min(limit_times):.2f}x, "
             f"the least cymlp / FLOP limit these chunks allow")
-    if one_thread_times:
+    scaling = min(one_thread_times) / min(times["cymlp"]) if one_thread_times else None
+    products_scaling = (min(chunk_1t_times) / min(chunk_times)
+                        if chunk_1t_times and chunk_times else None)
+    if scaling is not None:
+        target = (f" (target >={spec.scaling_target:g}x)" if spec.scaling_target else
+                  " (no target: this row stays on one thread by design)")
         notes.append(f"cymlp thread scaling: one thread {fmt_time(min(one_thread_times), 's/epoch')}"
-                     f", as set {fmt_time(min(times['cymlp']), 's/epoch')}: "
-                     f"{min(one_thread_times) / min(times['cymlp']):.2f}x (target >=1.6x)")
+                     f", as set {fmt_time(min(times['cymlp']), 's/epoch')}: {scaling:.2f}x{target}")
+    if products_scaling is not None:
+        notes.append(f"the engine's chunked products alone: one thread "
+                     f"{fmt_time(min(chunk_1t_times), 's/epoch')}, "
+                     f"{plural(threads, 'thread')} {fmt_time(min(chunk_times), 's/epoch')}: "
+                     f"they scale {products_scaling:.2f}x")
     if busy is not None:
         notes.append(f"busy-machine adaptation during the timings: {plural(busy[0], 'team')} "
                      f"found preempted, {plural(busy[1], 'engine call')} sent to one thread")
@@ -254,9 +270,8 @@ def run_train(spec, data, quick, repeats, others):
                      f"cymlp in {cy.coefs_[0].dtype}")
     return [Row(spec.name, "s/epoch", times, spec, floor=floor_times, exact_floor=exact,
                 limit=limit_times, chunk_bound=chunk_bound, notes=notes, sk_target=spec.sk_target,
-                torch_variant=torch_variant,
-                scaling=min(one_thread_times) / min(times["cymlp"]) if one_thread_times
-                else None)]
+                torch_variant=torch_variant, scaling=scaling,
+                products_scaling=products_scaling)]
 
 
 def torch_predictor(others, data_name, X, y, model):
