@@ -224,6 +224,51 @@ def test_concurrent_engine_calls_share_the_budget():
             assert alone.threads == 4
 
 
+_SUBPROCESS_COMPETITOR = """
+import json, os, resource, subprocess, sys, time
+cpu = min(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {cpu})
+from cymlp._engine import _testing
+if _testing._thread_preemptions() is None:
+    print(json.dumps(None)); sys.exit()
+# a busy process on the same CPU (children inherit the affinity)
+busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+time.sleep(0.2)
+def python_count():
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+try:
+    before = python_count()
+    engine_before = _testing._thread_preemptions()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        pass
+    engine_after = _testing._thread_preemptions()
+    after = python_count()
+finally:
+    busy.kill()
+    busy.wait()
+print(json.dumps(dict(before=before, after=after, engine_before=engine_before,
+                      engine_after=engine_after)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_preemption_count_sees_a_competitor_on_the_same_cpu():
+    """The busy-machine adaptation's signal: a thread that shares its CPU with
+    a busy process is taken off it involuntarily, and the engine's count
+    (csrc/platform.h) reads the same counter as Python's getrusage, in
+    between its two readings. On aarch64 under qemu too, where the
+    preemption test below cannot find its rate (emulation slows the engine's
+    calls, not the counting)."""
+    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS_COMPETITOR], capture_output=True,
+                          text=True, check=True, timeout=120)
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    if r is None:
+        pytest.skip("this platform does not count involuntary context switches")
+    assert r["before"] <= r["engine_before"] <= r["engine_after"] <= r["after"], r
+    assert r["engine_after"] > r["engine_before"], r
+
+
 _SUBPROCESS_ONE_CPU = """
 import json, os, sys, warnings
 os.sched_setaffinity(0, {{0}})  # before any thread starts: the team shares one CPU

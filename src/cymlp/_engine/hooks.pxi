@@ -56,6 +56,15 @@ def _contention(adapt=None):
     return found
 
 
+def _thread_preemptions():
+    """Test hook: the calling thread's involuntary context switches so far,
+    as the busy-machine adaptation counts them (csrc/platform.h), or None
+    where the platform does not count them."""
+    if not CYMLP_HAVE_PREEMPTION_COUNT:
+        return None
+    return cymlp_thread_preemptions()
+
+
 def _contention_episode(preempted=None, seconds=None):
     """Test hook: with preempted and seconds, report a team's call as the
     engine does after one (what it found: True if contention). Then returns

@@ -44,6 +44,7 @@ cdef extern from "team.h" nogil:
     Py_ssize_t cymlp_team_claim(cymlp_team* tm)
     void cymlp_team_barrier(cymlp_team* tm)
     long cymlp_thread_preemptions()
+    const int CYMLP_HAVE_PREEMPTION_COUNT
     double cymlp_seconds()
     void cymlp_team_note_preempted(cymlp_team* tm, long n)
     long cymlp_team_preempted(cymlp_team* tm)
