@@ -126,3 +126,20 @@ def test_large_training_specs_carry_the_scaling_target():
     targets = {s.name: s.scaling_target for s in SPECS if s.kind == "train"}
     assert targets == {"digits-b32": None, "digits-b200": None, "cancer-sgd-b1": None,
                        "mnist-f64": 1.7, "mnist-f32": 1.7, "wide-f32": 1.7}
+
+
+def test_gemm_rate_holds_every_row_to_the_runs_fastest_product():
+    # a slow phase of the host slows a later row's products: its limit stays
+    # the rate measured earlier in the run, for rows of the same kind only
+    GemmRate._best.clear()
+    fast = GemmRate(np.float64, via="scipy", size=64)
+    fast._seconds = lambda: 1e-3
+    assert fast.rate() == pytest.approx(fast.flops / 1e-3)
+    slow = GemmRate(np.float64, via="scipy", size=64)
+    slow._seconds = lambda: 2e-3
+    assert slow.rate() == pytest.approx(fast.flops / 1e-3)
+    assert slow.own_best == pytest.approx(slow.flops / 2e-3)
+    other_kind = GemmRate(np.float32, via="scipy", size=64)
+    other_kind._seconds = lambda: 2e-3
+    assert other_kind.rate() == pytest.approx(other_kind.flops / 2e-3)
+    GemmRate._best.clear()

@@ -116,12 +116,29 @@ class GemmRate:
             self._seconds = seconds
         self._seconds()  # warm-up (first touch, BLAS buffers)
 
+    # The best rate measured so far in this process, per kind of product
+    # (dtype, BLAS, threads, size): shared by every row of a run.
+    _best = {}
+
     def rate(self, tries=3):
-        """flop/s: the best of ``tries`` products, measured now. A limit is
-        the best the hardware does: on a busy machine one product in a few
-        runs undisturbed (it takes 0.1-0.5 s), and the best of them keeps the
-        limit from reading low when another program takes a core."""
-        return self.flops / min(self._seconds() for _ in range(tries))
+        """flop/s: the best of ``tries`` products measured now, or the best
+        such product of the same kind measured earlier in the run, if faster.
+
+        A limit is the best the hardware does. On a busy machine one product
+        in a few runs undisturbed (it takes 0.1-0.5 s), and the best of them
+        keeps the limit from reading low when another program takes a core
+        for a moment; but a phase of the host that slows every product of a
+        row (seen: 132 GFLOP/s through a whole row, 181 in the row before it)
+        would make that row's limit read long and its cymlp / limit too
+        good, even below 1. The hardware does not get faster, so every row
+        is held to the fastest rate of the run. ``own_best`` keeps this
+        instance's own best, for the notes.
+        """
+        now = self.flops / min(self._seconds() for _ in range(tries))
+        self.own_best = max(getattr(self, "own_best", 0.0), now)
+        key = (self.a.dtype.name, self.via, self.threads, self.a.shape[0])
+        best = GemmRate._best[key] = max(GemmRate._best.get(key, 0.0), now)
+        return best
 
 
 class EngineProducts:
