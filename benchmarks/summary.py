@@ -82,22 +82,18 @@ def multiple_cell(r, key, target_key, median_key=None):
     return cell
 
 
-def bound_note(results):
-    """The FLOP-limit cells' "bound", explained, when a row has one."""
-    if not any(r.get("chunk_bound_over_limit") is not None for r in results["rows"]):
-        return ""
-    return ("; its bound = the engine's matrix products alone, cut into the chunks "
-            "that keep its bits on any thread count, plus its optimizer steps, over "
-            "the same limit: the least cymlp / FLOP limit those chunks allow")
+def note_if_any(results, key, text):
+    """``text`` (a clause explaining a word of the table's cells) when some
+    row has ``key``, else ""."""
+    return text if any(r.get(key) is not None for r in results["rows"]) else ""
 
 
-def products_note(results):
-    """The scaling cells' "products", explained, when a row has them."""
-    if not any(r.get("products_scaling") is not None for r in results["rows"]):
-        return ""
-    return ("; products = the same for the engine's chunked products alone (one "
-            "thread / the same threads side by side), measured in the same run: "
-            "how far the arithmetic itself scales when the threads share the memory")
+BOUND_NOTE = ("; its bound = the engine's matrix products alone, cut into the chunks "
+              "that keep its bits on any thread count, plus its optimizer steps, over "
+              "the same limit: the least cymlp / FLOP limit those chunks allow")
+PRODUCTS_NOTE = ("; products = the same for the engine's chunked products alone (one "
+                 "thread / the same threads side by side), measured in the same run: "
+                 "how far the arithmetic itself scales when the threads share the memory")
 
 
 def limit_runs(results):
@@ -162,9 +158,9 @@ def markdown_table(results):
         "its forward, weight-gradient and hidden-delta products) at the fastest "
         "rate of one 2000x2000 product through cymlp's own BLAS on the same "
         "threads, measured in the same run as cymlp's time; the large rows' targets are "
-        "set against it" + bound_note(results) + ". "
+        "set against it" + note_if_any(results, "chunk_bound_over_limit", BOUND_NOTE) + ". "
         "Scaling = cymlp on one thread / cymlp at its default threads"
-        + products_note(results) + "."
+        + note_if_any(results, "products_scaling", PRODUCTS_NOTE) + "."
         + later_note(results),
         "",
         "| " + " | ".join(HEADER) + " |",

@@ -102,6 +102,8 @@ class GemmRate:
         self.c = np.empty((size, size), dtype)
         self.flops = 2.0 * size ** 3
         self.via, self.threads = via, threads
+        self._kind = (np.dtype(dtype).name, via, threads, size)  # the key of _best
+        self.own_best = 0.0
         if via == "engine":
             from cymlp._engine import _testing
 
@@ -135,9 +137,8 @@ class GemmRate:
         instance's own best, for the notes.
         """
         now = self.flops / min(self._seconds() for _ in range(tries))
-        self.own_best = max(getattr(self, "own_best", 0.0), now)
-        key = (self.a.dtype.name, self.via, self.threads, self.a.shape[0])
-        best = GemmRate._best[key] = max(GemmRate._best.get(key, 0.0), now)
+        self.own_best = max(self.own_best, now)
+        best = GemmRate._best[self._kind] = max(GemmRate._best.get(self._kind, 0.0), now)
         return best
 
 
