@@ -79,6 +79,8 @@ def multiple_cell(r, key, target_key, median_key=None):
         cell += " *"
     if median_key and r.get("chunk_bound_over_limit") is not None:
         cell += f"; bound {r['chunk_bound_over_limit']:.2f}x"
+        if r.get("gather_over_limit") is not None:
+            cell += f" (gather {r['gather_over_limit']:.2f}x)"
     return cell
 
 
@@ -89,8 +91,10 @@ def note_if_any(results, key, text):
 
 
 BOUND_NOTE = ("; its bound = the engine's matrix products alone, cut into the chunks "
-              "that keep its bits on any thread count, plus its optimizer steps, over "
-              "the same limit: the least cymlp / FLOP limit those chunks allow")
+              "that keep its bits on any thread count, plus its optimizer steps{gather}, "
+              "over the same limit: the least cymlp / FLOP limit those chunks allow")
+GATHER_NOTE = (" and the copy of a shuffled epoch's rows into its minibatches (the "
+               "gather, bound by the memory: its part of the bound in parentheses)")
 PRODUCTS_NOTE = ("; products = the same for the engine's chunked products alone (one "
                  "thread / the same threads side by side), measured in the same run: "
                  "how far the arithmetic itself scales when the threads share the memory")
@@ -158,7 +162,8 @@ def markdown_table(results):
         "its forward, weight-gradient and hidden-delta products) at the fastest "
         "rate of one 2000x2000 product through cymlp's own BLAS on the same "
         "threads, measured in the same run as cymlp's time; the large rows' targets are "
-        "set against it" + note_if_any(results, "chunk_bound_over_limit", BOUND_NOTE) + ". "
+        "set against it" + note_if_any(results, "chunk_bound_over_limit", BOUND_NOTE.format(
+            gather=note_if_any(results, "gather_over_limit", GATHER_NOTE))) + ". "
         "Scaling = cymlp on one thread / cymlp at its default threads"
         + note_if_any(results, "products_scaling", PRODUCTS_NOTE) + "."
         + later_note(results),

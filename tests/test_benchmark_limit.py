@@ -1,6 +1,7 @@
 """The benchmark suite's FLOP limit (benchmarks/suite/floors.py): its formula
 against explicit counts, the engine's product that times its rate, and the
-bound of the engine's chunks (``EngineProducts``, ``Row.limit_bound``)."""
+bound of the engine's chunks (``EngineProducts``, ``EngineGather``,
+``Row.limit_bound``)."""
 
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from suite.floors import EngineProducts, GemmFloor, GemmRate, epoch_flops  # noqa: E402
+from suite.floors import (  # noqa: E402
+    EngineGather, EngineProducts, GemmFloor, GemmRate, epoch_flops,
+)
 from suite.rows import Row  # noqa: E402
 from suite.specs import SPECS  # noqa: E402
 
@@ -98,12 +101,36 @@ def test_engine_products_share_out_the_epochs_minibatches(n_rows, batch, threads
     assert np.isfinite(seconds) and seconds > 0
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_rows, batch", [(1000, 200), (1037, 200), (150, 200), (7, 2)])
+def test_engine_gather_shares_out_every_row_once(n_rows, batch, threads):
+    # every row of X once, in whole minibatches but the epoch's last
+    X = np.arange(n_rows * 3, dtype=np.float64).reshape(n_rows, 3)
+    gather = EngineGather(X, batch, threads)
+    orders = [order for order, _ in gather.work]
+    assert sorted(np.concatenate(orders).tolist()) == list(range(n_rows))
+    assert all(len(order) % batch == 0 for order in orders[:-1])
+    seconds = gather.epoch()
+    assert np.isfinite(seconds) and seconds >= 0
+    # each buffer holds the last minibatch of its thread's share
+    for order, buf in gather.work:
+        if len(order):
+            last = len(order) - (len(order) - 1) // batch * batch
+            np.testing.assert_array_equal(buf[:last], X[order[-last:]])
+
+
 def test_limit_bound_is_the_chunks_over_the_limit():
     spec = next(s for s in SPECS if s.name == "mnist-f64")
     row = Row("mnist-f64", "s/epoch", {"sklearn": [3.0], "cymlp": [1.5, 1.4]}, spec,
               limit=[1.1, 1.0], chunk_bound=[1.3, 1.2])
     assert row.limit_bound() == pytest.approx(1.2)
     assert Row("x", "s/epoch", {"cymlp": [1.0]}, spec, limit=[1.0]).limit_bound() is None
+    # the gather's part of the bound, where the row gathers
+    assert row.gather_share() is None
+    row.gather = [0.2, 0.1]
+    assert row.gather_share() == pytest.approx(0.1)
+    row.gather = [0.0, 0.0]  # shuffle=False: nothing gathered
+    assert row.gather_share() is None
 
 
 def test_missed_target_lines_name_the_bound_and_its_verdict():

@@ -58,3 +58,33 @@ def test_timer_counts_the_passes_and_moves_no_bit(timer_off, dtype):
 def test_products_hook(chunked):
     seconds = _testing._products([64, 32, 8], 96, 3, "float32", chunked)
     assert len(seconds) == 3 and all(s >= 0 for s in seconds)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, rows", [(1000, 64), (1000, 200), (7, 7), (5, 9)])
+def test_gather_hook_copies_the_rows_of_the_order(dtype, n, rows):
+    # the row pass's copy, against numpy's fancy indexing: minibatch after
+    # minibatch into one buffer, which ends holding the last one
+    rng = np.random.default_rng()
+    X = rng.standard_normal((n, 13)).astype(dtype)
+    order = rng.permutation(n)
+    out = np.full((rows, 13), np.nan, dtype=dtype)
+    seconds = _testing._gather_seconds(X, order, out)
+    assert np.isfinite(seconds) and seconds >= 0
+    last = n - (n - 1) // rows * rows
+    np.testing.assert_array_equal(out[:last], X[order[-last:]])
+
+
+def test_gather_hook_refuses_what_would_read_outside_X():
+    X = np.zeros((10, 3))
+    with pytest.raises(ValueError, match="outside"):
+        _testing._gather_seconds(X, np.array([0, 10], dtype=np.intp), np.empty((4, 3)))
+    with pytest.raises(ValueError, match="outside"):
+        _testing._gather_seconds(X, np.array([-1], dtype=np.intp), np.empty((4, 3)))
+    with pytest.raises(ValueError, match="columns"):
+        _testing._gather_seconds(X, np.arange(10, dtype=np.intp), np.empty((4, 2)))
+    with pytest.raises(ValueError, match="at least one row"):
+        _testing._gather_seconds(X, np.arange(10, dtype=np.intp), np.empty((0, 3)))
+    with pytest.raises(ValueError):  # another dtype than X's
+        _testing._gather_seconds(X, np.arange(10, dtype=np.intp),
+                                 np.empty((4, 3), dtype=np.float32))

@@ -7,10 +7,12 @@ speedup such an implementation can reach on this BLAS. The FLOP limit
 (``epoch_flops`` / ``GemmRate``) is the epoch's multiply-adds at the rate of
 one large product: what the products would cost if every one of them ran as
 fast as BLAS runs on large square matrices. ``EngineProducts`` times the
-products as cymlp's engine must cut them to keep its bits: with the steps,
-the least multiple of the FLOP limit the engine's chunks allow.
+products as cymlp's engine must cut them to keep its bits and
+``EngineGather`` the copy of a shuffled epoch's rows: with the steps, the
+least multiple of the FLOP limit the engine's chunks allow.
 """
 
+import functools
 import threading
 import time
 import tracemalloc
@@ -142,6 +144,33 @@ class GemmRate:
         return best
 
 
+def slowest_thread(work):
+    """Run every callable of ``work`` on a thread of its own, side by side,
+    each returning the seconds it timed itself; the largest of them.
+
+    Parameters
+    ----------
+    work : list of callable
+        Each takes no argument and returns seconds (it should release the
+        GIL while it works, as the engine's timing hooks do).
+
+    Returns
+    -------
+    float
+    """
+    out = [0.0] * len(work)
+
+    def run(t):
+        out[t] = work[t]()
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(len(work))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return max(out)
+
+
 class EngineProducts:
     """An epoch's matrix products as cymlp's engine must cut them, on its threads.
 
@@ -178,20 +207,49 @@ class EngineProducts:
         if rest:
             self.work[-1].append((rest, 1))
 
-    def _thread(self, batches, out, t):
-        out[t] = sum(sum(self.products(self.units, rows, n, self.dtype, True))
-                     for rows, n in batches if n)
+    def _seconds(self, batches):
+        return sum(sum(self.products(self.units, rows, n, self.dtype, True))
+                   for rows, n in batches if n)
 
     def epoch(self):
         """Seconds of one epoch's chunked products: the slowest thread's."""
-        out = [0.0] * self.threads
-        workers = [threading.Thread(target=self._thread, args=(b, out, t))
-                   for t, b in enumerate(self.work)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        return max(out)
+        return slowest_thread([functools.partial(self._seconds, b) for b in self.work])
+
+
+class EngineGather:
+    """An epoch's gather alone: the shuffled rows of X copied, minibatch by
+    minibatch, into a buffer where the products read them, on the engine's
+    threads.
+
+    A shuffled epoch on dense X must copy every row of X once (no BLAS
+    product reads rows scattered through X), and with X larger than the
+    caches that copy is bound by the memory. This times the row pass's own
+    copy (``cymlp._engine._testing._gather_seconds``), ``threads`` threads
+    side by side, each with its share of the minibatches (the engine shares
+    each minibatch's rows out instead: the same bytes per thread); an epoch is
+    the slowest thread's. Added to the chunked products and the steps
+    (``chunk_bound``), it completes the least an epoch of cymlp can take.
+    """
+
+    def __init__(self, X, batch_size, threads, seed=0):
+        from cymlp._engine import _testing
+
+        self.gather = _testing._gather_seconds
+        self.X = np.ascontiguousarray(X)
+        self.threads = max(int(threads), 1)
+        n, batch_size = len(X), int(batch_size)
+        order = np.random.default_rng(seed).permutation(n).astype(np.intp)
+        full = n // batch_size
+        # each thread its share of the full minibatches, the last one the rest too
+        ends = [full * t // self.threads * batch_size for t in range(self.threads)] + [n]
+        self.work = [(order[ends[t]:ends[t + 1]],
+                      np.empty((batch_size, X.shape[1]), dtype=X.dtype))
+                     for t in range(self.threads)]
+
+    def epoch(self):
+        """Seconds of one epoch's gather: the slowest thread's."""
+        return slowest_thread([functools.partial(self.gather, self.X, order, buf)
+                               for order, buf in self.work])
 
 
 def engine_threads():

@@ -143,7 +143,8 @@ def print_results(rows, mem_rows, quick=False):
                           f"<={r.spec.limit_target:g}x"
                           + bound_clause("bound of the engine's chunks", r.limit_bound(),
                                          r.spec.limit_target, "<", quick,
-                                         "unreachable with the chunks that keep the bits"))
+                                         "unreachable with the chunks that keep the bits"
+                                         " and the copy of the shuffled rows"))
         if verdict(r.scaling, r.spec.scaling_target) == "MISS":
             misses.append(f"{r.name}: thread scaling {r.scaling:.2f}x, target "
                           f">={r.spec.scaling_target:g}x"
@@ -350,6 +351,7 @@ def write_json(path, rows, threads):
                 "cymlp_over_limit_median": num(r.limit_multiple_med()),
                 "limit_target": num(r.spec.limit_target),
                 "chunk_bound_over_limit": num(r.limit_bound()),
+                "gather_over_limit": num(r.gather_share()),
                 "torch_over_cymlp": num(r.torch_ratio()),
                 "jax_over_cymlp": num(r.jax_ratio()),
                 "torch_variant": r.torch_variant,

@@ -16,7 +16,8 @@ class Row:
     floor: list = None        # seconds per repeat, training rows only
     exact_floor: list = None  # GEMM floor + optimizer steps, seconds per repeat
     limit: list = None        # FLOP limit (epoch flops / large-GEMM rate), per repeat
-    chunk_bound: list = None  # the engine's chunked products + steps alone, per repeat
+    chunk_bound: list = None  # the engine's chunked products + gather + steps alone, per repeat
+    gather: list = None       # the engine's gather of a shuffled epoch's rows alone, per repeat
     sk_target: float = None
     notes: list = field(default_factory=list)
     torch_variant: str = None  # "eager" | "compiled": which loop the torch column timed
@@ -57,11 +58,19 @@ class Row:
         return self._cymlp_over(self.limit)[1]
 
     def limit_bound(self):
-        """The engine's chunked products and optimizer steps alone / FLOP
-        limit: the least cymlp / FLOP limit that the engine's chunks allow."""
+        """The engine's chunked products, gather of the shuffled rows and
+        optimizer steps alone / FLOP limit: the least cymlp / FLOP limit that
+        the engine's chunks allow."""
         if not self.chunk_bound or not self.limit:
             return None
         return min(self.chunk_bound) / min(self.limit)
+
+    def gather_share(self):
+        """The gather of a shuffled epoch's rows alone / FLOP limit: its part
+        of limit_bound (None where the row does not gather)."""
+        if not self.gather or not self.limit or not any(self.gather):
+            return None
+        return min(self.gather) / min(self.limit)
 
     def _other_ratio(self, lib):
         return self.best(lib) / self.best("cymlp") if self.times.get(lib) else None

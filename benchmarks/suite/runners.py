@@ -19,6 +19,7 @@ import numpy as np
 from common import threadpool_limits
 
 from .floors import (
+    EngineGather,
     EngineProducts,
     GemmFloor,
     GemmRate,
@@ -183,6 +184,10 @@ def run_train(spec, data, quick, repeats, others):
             if CYMLP_ERROR is None else None)
     chunks = (EngineProducts(units, len(X), batch, X.dtype, threads)
               if step is not None and threads else None)
+    # a shuffled epoch copies every row of dense X once (the row pass's gather)
+    gather = (EngineGather(X, batch, threads)
+              if chunks is not None and params.get("shuffle", True)
+              and not hasattr(X, "indptr") else None)
     # the same products on one thread: how far they scale themselves, beside
     # cymlp's own scaling (two threads share the memory's bandwidth)
     chunks_1t = (EngineProducts(units, len(X), batch, X.dtype, 1)
@@ -212,6 +217,8 @@ def run_train(spec, data, quick, repeats, others):
         runs["chunks"] = chunks.epoch
     if chunks_1t is not None:
         runs["chunks-1t"] = chunks_1t.epoch
+    if gather is not None:
+        runs["gather"] = gather.epoch
     busy_machine_decisions()  # from here on
     with contextlib.ExitStack() as stack:
         for wk in workers.values():
@@ -223,6 +230,7 @@ def run_train(spec, data, quick, repeats, others):
     step_times = times.pop("step", None)
     chunk_times = times.pop("chunks", None)
     chunk_1t_times = times.pop("chunks-1t", None)
+    gather_times = times.pop("gather", None)
     one_thread_times = times.pop("cymlp-1t", None)
     torch_variant, torch_note = keep_faster_torch(times, compile_error)
     sk, cy = models["sklearn"], models["cymlp"]
@@ -243,12 +251,16 @@ def run_train(spec, data, quick, repeats, others):
     chunk_bound = None
     if chunk_times and step_times:
         # the steps as if split over the threads without loss: a lower bound
-        chunk_bound = [c + st / threads for c, st in zip(chunk_times, step_times)]
+        chunk_bound = [c + g + st / threads for c, g, st
+                       in zip(chunk_times, gather_times or [0.0] * repeats, step_times)]
+        gathered = (f"the gather of the shuffled rows ({fmt_time(min(gather_times), 's/epoch')}"
+                    f", {min(gather_times) / min(limit_times):.2f}x), "
+                    if gather is not None else "")
         notes.append(
             f"the engine's products alone, in the chunks that keep its bits, on "
             f"{plural(threads, 'thread')}: {fmt_time(min(chunk_times), 's/epoch')} = "
-            f"{min(chunk_times) / min(limit_times):.2f}x the FLOP limit; with the optimizer "
-            f"steps{' split over the threads' if threads > 1 else ''}: "
+            f"{min(chunk_times) / min(limit_times):.2f}x the FLOP limit; with {gathered}"
+            f"the optimizer steps{' split over the threads' if threads > 1 else ''}: "
             f"{min(chunk_bound) / min(limit_times):.2f}x, "
             f"the least cymlp / FLOP limit these chunks allow")
     scaling = min(one_thread_times) / min(times["cymlp"]) if one_thread_times else None
@@ -274,7 +286,8 @@ def run_train(spec, data, quick, repeats, others):
         notes.append(f"WARNING: sklearn trained in {sk.coefs_[0].dtype}, "
                      f"cymlp in {cy.coefs_[0].dtype}")
     return [Row(spec.name, "s/epoch", times, spec, floor=floor_times, exact_floor=exact,
-                limit=limit_times, chunk_bound=chunk_bound, notes=notes, sk_target=spec.sk_target,
+                limit=limit_times, chunk_bound=chunk_bound, gather=gather_times, notes=notes,
+                sk_target=spec.sk_target,
                 torch_variant=torch_variant, scaling=scaling,
                 products_scaling=products_scaling)]
 

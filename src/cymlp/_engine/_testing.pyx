@@ -25,8 +25,8 @@ from .optimizers cimport (
 # the hooks on _core's state, and its Adam path names
 from ._core import (  # noqa: F401
     _ADAM_PATHS, PROFILE_KINDS, _adam_step_path, _contention, _contention_episode,
-    _forked_serial, _gemm_seconds, _pass_profile, _products, _resources, _thread_preemptions,
-    _thread_stats,
+    _forked_serial, _gather_seconds, _gemm_seconds, _pass_profile, _products, _resources,
+    _thread_preemptions, _thread_stats,
 )
 from .activations import ufunc_loops_found as _ufunc_loops_found  # noqa: F401
 

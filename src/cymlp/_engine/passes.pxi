@@ -39,7 +39,16 @@ cdef extern from "platform.h" nogil:
     void cymlp_prefetch(const void* p)
 
 
-# The ufunc whose inner loops implement each activation, exactly as
+cdef inline void gather_rows(floating* dst, const floating* X, const Py_ssize_t* idx,
+                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n_in) noexcept nogil:
+    """Rows r0..r1 of a shuffled minibatch: row idx[e] of the dense X (n_in
+    values a row) copied to row e of dst, where the products read them. Bound
+    by the memory: every row comes from X once an epoch (benchmarks/RESULTS.md;
+    prefetching the next rows ahead of the copy, or during the optimizer
+    step, did not make it faster)."""
+    cdef Py_ssize_t e
+    for e in range(r0, r1):
+        memcpy(dst + e * n_in, X + idx[e] * n_in, n_in * sizeof(floating))
 
 
 cdef void row_block(const Net* net, Tables* t, const Batch* batch, const floating* x0,
@@ -75,8 +84,7 @@ cdef void row_block(const Net* net, Tables* t, const Batch* batch, const floatin
             if batch.sw != NULL:
                 cymlp_prefetch(<const floating*> batch.sw + batch.idx[e])
     if batch.sp == NULL and batch.idx != NULL and gathered != NULL:
-        for e in range(r0, r1):
-            memcpy(gathered + e * n_in, X + batch.idx[e] * n_in, n_in * sizeof(floating))
+        gather_rows(gathered, X, batch.idx, r0, r1, n_in)
         prof_lap(PROF_GATHER, &clock)
     for i in range(L):
         # weight layer i: out[i] = f(inputs @ W[i] + b[i]), the inputs x0 or

@@ -166,3 +166,39 @@ def _products(units, Py_ssize_t rows, Py_ssize_t batches, dtype, bint chunked):
                              <double**> (p + 2 * L), <double**> (p + 3 * L), &net, rows,
                              batches, chunked, seconds)
     return seconds[0], seconds[1], seconds[2]
+
+
+def _gather_seconds(const floating[:, ::1] X, const Py_ssize_t[::1] order,
+                    floating[:, ::1] out):
+    """Benchmark hook: the seconds that gathering the rows ``X[order]`` takes
+    on the calling thread, minibatch by minibatch of ``out.shape[0]`` rows
+    into ``out``, by the row pass's own copy (``gather_rows``). Releases the
+    GIL: threads may run it side by side. ``out`` ends holding the last
+    minibatch (in its first rows when that one is shorter)."""
+    cdef Py_ssize_t n = order.shape[0], rows = out.shape[0], n_in = X.shape[1], start, m
+    cdef long long t0, ns = 0
+    cdef bint ok = True
+    if out.shape[1] != n_in:
+        raise ValueError("out has %d columns; X has %d" % (out.shape[1], n_in))
+    if rows < 1:
+        raise ValueError("out needs at least one row")
+    with nogil:
+        for start in range(n):
+            if order[start] < 0 or order[start] >= X.shape[0]:
+                ok = False
+                break
+    if not ok:
+        raise ValueError("order holds an index outside [0, %d)" % X.shape[0])
+    if n == 0 or n_in == 0:
+        return 0.0
+    with nogil:
+        # one reading of the clock for the whole loop: a minibatch of one
+        # small row copies in less time than a reading takes
+        t0 = cymlp_nanoseconds()
+        start = 0
+        while start < n:
+            m = min(rows, n - start)
+            gather_rows(&out[0, 0], &X[0, 0], &order[start], 0, m, n_in)
+            start += m
+        ns = cymlp_nanoseconds() - t0
+    return ns * 1e-9
