@@ -144,6 +144,19 @@ class GemmRate:
         return best
 
 
+def share_out(n_batches, threads):
+    """Where each thread's share of ``n_batches`` minibatches starts (and,
+    last, where the shares end): shares as even as they go, differing by one
+    at most.
+
+    Returns
+    -------
+    list of int
+        ``threads + 1`` boundaries, from 0 to ``n_batches``.
+    """
+    return [n_batches * t // threads for t in range(threads + 1)]
+
+
 def slowest_thread(work):
     """Run every callable of ``work`` on a thread of its own, side by side,
     each returning the seconds it timed itself; the largest of them.
@@ -202,7 +215,7 @@ class EngineProducts:
         self.threads = max(int(threads), 1)
         full, rest = divmod(int(n_rows), int(batch_size))
         # each thread's minibatches: (rows, how many), the full ones shared out evenly
-        share = [full * t // self.threads for t in range(self.threads + 1)]
+        share = share_out(full, self.threads)
         self.work = [[(batch_size, share[t + 1] - share[t])] for t in range(self.threads)]
         if rest:
             self.work[-1].append((rest, 1))
@@ -236,15 +249,14 @@ class EngineGather:
 
         self.gather = _testing._gather_seconds
         self.X = np.ascontiguousarray(X)
-        self.threads = max(int(threads), 1)
+        threads = max(int(threads), 1)
         n, batch_size = len(X), int(batch_size)
         order = np.random.default_rng(seed).permutation(n).astype(np.intp)
-        full = n // batch_size
         # each thread its share of the full minibatches, the last one the rest too
-        ends = [full * t // self.threads * batch_size for t in range(self.threads)] + [n]
+        ends = [s * batch_size for s in share_out(n // batch_size, threads)[:-1]] + [n]
         self.work = [(order[ends[t]:ends[t + 1]],
                       np.empty((batch_size, X.shape[1]), dtype=X.dtype))
-                     for t in range(self.threads)]
+                     for t in range(threads)]
 
     def epoch(self):
         """Seconds of one epoch's gather: the slowest thread's."""

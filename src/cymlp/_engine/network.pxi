@@ -351,10 +351,11 @@ cdef class _Rows:
 
 
 
-cdef bint is_row_order(const Py_ssize_t* order, Py_ssize_t n) noexcept nogil:
-    """Whether every entry of order is a row index in [0, n)."""
+cdef bint is_row_order(const Py_ssize_t* order, Py_ssize_t count,
+                       Py_ssize_t n) noexcept nogil:
+    """Whether each of the count entries of order is a row index in [0, n)."""
     cdef Py_ssize_t i
-    for i in range(n):
+    for i in range(count):
         if order[i] < 0 or order[i] >= n:
             return False
     return True

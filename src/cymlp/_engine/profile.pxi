@@ -182,11 +182,9 @@ def _gather_seconds(const floating[:, ::1] X, const Py_ssize_t[::1] order,
         raise ValueError("out has %d columns; X has %d" % (out.shape[1], n_in))
     if rows < 1:
         raise ValueError("out needs at least one row")
-    with nogil:
-        for start in range(n):
-            if order[start] < 0 or order[start] >= X.shape[0]:
-                ok = False
-                break
+    if n:
+        with nogil:
+            ok = is_row_order(&order[0], n, X.shape[0])
     if not ok:
         raise ValueError("order holds an index outside [0, %d)" % X.shape[0])
     if n == 0 or n_in == 0:

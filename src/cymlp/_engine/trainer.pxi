@@ -207,7 +207,7 @@ cdef class Trainer:
             order_v = order
             order_p = &order_v[0]
             with nogil:
-                ok = is_row_order(order_p, n)
+                ok = is_row_order(order_p, n, n)
             if not ok:
                 raise ValueError("order holds an index outside [0, %d)" % n)
         if self._rates is not None:
